@@ -1,0 +1,8 @@
+//! lambda-detect: SSD MobileNet V2 COCO object detection on tract-tflite.
+//!
+//! The pipeline, in the order an image goes through it:
+//! [`model`] (load + convert the TFLite file) → [`preprocess`] (decode, orient, resize,
+//! normalize) → [`inference`] (tract) → [`postprocess`] (anchor decoding, NMS, labels),
+//! tied together by [`detector::Detector`], which returns the shared [`schema`].
+
+pub mod postprocess;
