@@ -5,4 +5,15 @@
 //! normalize) → [`inference`] (tract) → [`postprocess`] (anchor decoding, NMS, labels),
 //! tied together by [`detector::Detector`], which returns the shared [`schema`].
 
+pub mod annotate;
+pub mod detector;
+pub mod inference;
+pub mod labels;
+pub mod model;
 pub mod postprocess;
+pub mod preprocess;
+pub mod schema;
+
+pub use detector::{DetectOptions, Detector, DetectorConfig};
+pub use model::ModelSource;
+pub use schema::ImageResult;

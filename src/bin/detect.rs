@@ -1,1 +1,308 @@
-fn main(){}
+//! `detect`: the command-line face of the library. Argument parsing and printing only;
+//! everything else lives in `lambda_detect`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use lambda_detect::annotate::annotate_file;
+use lambda_detect::detector::ClassRef;
+use lambda_detect::{DetectOptions, Detector, DetectorConfig, ImageResult, ModelSource};
+
+#[derive(Parser)]
+#[command(
+    name = "detect",
+    version,
+    about = "Object detection with SSD MobileNet V2 COCO (tract-tflite)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Detect objects in image files and directories (searched recursively).
+    Files(FilesArgs),
+    /// Load the model and print what it is and how long loading took.
+    Info(ModelArgs),
+}
+
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// A TFLite SSD model with a TFLite_Detection_PostProcess op (default: the bundled model,
+    /// or $LAMBDA_DETECT_MODEL).
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Label file for --model (`ID label` lines; default: coco_labels.txt beside the model).
+    #[arg(long, value_name = "FILE", requires = "model")]
+    labels: Option<PathBuf>,
+    /// Threads tract uses inside one inference.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+struct FilesArgs {
+    /// Image files or directories.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Smallest score reported (0..1).
+    #[arg(long, default_value_t = lambda_detect::detector::DEFAULT_MIN_SCORE)]
+    min_score: f32,
+    /// Most detections reported per image (default: the model's maximum).
+    #[arg(long)]
+    max_results: Option<usize>,
+    /// IoU above which NMS drops the lower-scored box (default: the model's).
+    #[arg(long)]
+    iou_threshold: Option<f32>,
+    /// Only these classes, by label or ID, comma-separated (e.g. person,cat,17).
+    #[arg(long, value_delimiter = ',')]
+    classes: Option<Vec<String>>,
+    /// Never these classes, by label or ID, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    exclude_classes: Option<Vec<String>>,
+    /// Per-class NMS instead of the model's class-agnostic NMS.
+    #[arg(long)]
+    regular_nms: bool,
+    /// Images processed in parallel.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
+    /// Write copies of the images with boxes and labels drawn into DIR.
+    #[arg(long, value_name = "DIR")]
+    annotate: Option<PathBuf>,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+fn class_refs(list: &Option<Vec<String>>) -> Option<Vec<ClassRef>> {
+    list.as_ref().map(|l| {
+        l.iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| match s.trim().parse::<usize>() {
+                Ok(id) => ClassRef::Id(id),
+                Err(_) => ClassRef::Name(s.trim().to_string()),
+            })
+            .collect()
+    })
+}
+
+const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+
+/// Files as given, plus images found under directories (sorted, so runs are repeatable).
+fn collect_images(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, bool), String> {
+    let mut files = Vec::new();
+    let mut from_dirs = false;
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.path());
+        for entry in entries {
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                walk(&path, out)?;
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    for path in paths {
+        if path.is_dir() {
+            from_dirs = true;
+            walk(path, &mut files)
+                .map_err(|e| format!("cannot read directory {}: {e}", path.display()))?;
+        } else if path.exists() {
+            files.push(path.clone());
+        } else {
+            return Err(format!("{} does not exist", path.display()));
+        }
+    }
+    Ok((files, from_dirs))
+}
+
+fn load_detector(args: &ModelArgs) -> Result<Detector, String> {
+    let source = match &args.model {
+        Some(model) => ModelSource::Files {
+            model: model.clone(),
+            labels: args
+                .labels
+                .clone()
+                .unwrap_or_else(|| model.with_file_name("coco_labels.txt")),
+        },
+        None => ModelSource::from_env(),
+    };
+    let config = DetectorConfig {
+        threads: args.threads as usize,
+        ..DetectorConfig::default()
+    };
+    Detector::load(&source, &config).map_err(|e| e.to_string())
+}
+
+fn print_table(results: &[ImageResult]) {
+    println!(
+        "{:<40} {:>11} {:<16} {:>6} {:>22} {:>9}",
+        "image", "size", "label", "score", "box x,y,w,h (px)", "total ms"
+    );
+    for r in results {
+        let size = match (r.width, r.height) {
+            (Some(w), Some(h)) => format!("{w}x{h}"),
+            _ => "-".into(),
+        };
+        let id = if r.id.len() > 40 {
+            format!("…{}", &r.id[r.id.len() - 39..])
+        } else {
+            r.id.clone()
+        };
+        if !r.ok() {
+            println!(
+                "{id:<40} {size:>11} error {}: {}",
+                r.status,
+                r.error.as_deref().unwrap_or("")
+            );
+            continue;
+        }
+        if r.detections.is_empty() {
+            println!(
+                "{id:<40} {size:>11} {:<16} {:>6} {:>22} {:>9.1}",
+                "(nothing)", "", "", r.timings_ms.total
+            );
+        }
+        for (i, d) in r.detections.iter().enumerate() {
+            let b = &d.box_px;
+            let (id, size) = if i == 0 {
+                (id.as_str(), size.as_str())
+            } else {
+                ("", "")
+            };
+            let total = if i == 0 {
+                format!("{:.1}", r.timings_ms.total)
+            } else {
+                String::new()
+            };
+            let bx = format!("{},{},{},{}", b.x, b.y, b.width, b.height);
+            println!(
+                "{id:<40} {size:>11} {:<16} {:>6.3} {bx:>22} {total:>9}",
+                d.label, d.score
+            );
+        }
+    }
+}
+
+fn run_files(args: FilesArgs) -> Result<ExitCode, String> {
+    let (files, from_dirs) = collect_images(&args.paths)?;
+    if files.is_empty() {
+        return Err(
+            "no images found (looked for .jpg .jpeg .png .webp .gif .bmp .tif .tiff)".into(),
+        );
+    }
+    let detector = load_detector(&args.model)?;
+    let options = DetectOptions {
+        min_score: Some(args.min_score),
+        max_results: args.max_results,
+        iou_threshold: args.iou_threshold,
+        classes: class_refs(&args.classes),
+        exclude_classes: class_refs(&args.exclude_classes),
+        regular_nms: args.regular_nms.then_some(true),
+    };
+    let filter = detector
+        .resolve_options(&options)
+        .map_err(|e| e.to_string())?;
+    let progress = if from_dirs {
+        indicatif::ProgressBar::new(files.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} images {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    if let Some(dir) = &args.annotate {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    // Read and detect in chunks so memory stays bounded on large directories.
+    let mut results = Vec::with_capacity(files.len());
+    for chunk in files.chunks(64) {
+        let images: Vec<(String, Vec<u8>)> = chunk
+            .iter()
+            .map(|p| {
+                (
+                    p.display().to_string(),
+                    std::fs::read(p).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let mut found = detector.detect_batch(&images, &filter, args.jobs as usize);
+        for (r, path) in found.iter_mut().zip(chunk) {
+            if let Err(e) = std::fs::metadata(path) {
+                r.status = 400;
+                r.error = Some(format!("cannot read file: {e}"));
+            }
+            if let (Some(dir), true) = (&args.annotate, r.ok()) {
+                if let Err(e) = annotate_file(path, r, dir) {
+                    eprintln!("warning: cannot annotate {}: {e}", path.display());
+                }
+            }
+            progress.inc(1);
+        }
+        results.extend(found);
+    }
+    progress.finish_and_clear();
+    match args.format {
+        Format::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?
+            )
+        }
+        Format::Table => print_table(&results),
+    }
+    let failed = results.iter().filter(|r| !r.ok()).count();
+    if failed > 0 {
+        eprintln!(
+            "{failed} of {} images could not be processed",
+            results.len()
+        );
+    }
+    Ok(if failed == results.len() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_info(args: ModelArgs) -> Result<ExitCode, String> {
+    let detector = load_detector(&args)?;
+    let out = serde_json::json!({ "model": detector.info(), "load_ms": detector.load_timings() });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Files(args) => run_files(args),
+        Command::Info(args) => run_info(args),
+    };
+    outcome.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}

@@ -1,0 +1,369 @@
+//! The pipeline in one object: load once, then detect in any number of images from any
+//! number of threads.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inference::Inference;
+use crate::labels::Labels;
+use crate::model::{convert, ConversionStats, InputSpec, ModelError, ModelSource};
+use crate::postprocess::{self, Anchor, FilterOptions, PostprocessParams};
+use crate::preprocess::{self, ImageLimits};
+use crate::schema::{Detection, ImageResult, NormalizedBox, PixelBox, Timings};
+
+/// Default minimum score of a reported detection.
+pub const DEFAULT_MIN_SCORE: f32 = 0.5;
+
+#[derive(Clone, Debug)]
+pub struct DetectorConfig {
+    /// Threads tract may use inside one inference (1 = single-threaded kernels).
+    pub threads: usize,
+    pub limits: ImageLimits,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            threads: 1,
+            limits: ImageLimits::default(),
+        }
+    }
+}
+
+/// What was loaded, for health checks and reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelInfo {
+    pub name: String,
+    pub input_width: usize,
+    pub input_height: usize,
+    pub labels: usize,
+    pub anchors: usize,
+    pub classes: usize,
+    pub max_detections: usize,
+    pub nms_iou_threshold: f32,
+    pub use_regular_nms: bool,
+    pub operators: usize,
+    pub relu6_restored: usize,
+    pub relu_restored: usize,
+}
+
+/// Where start-up time went, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct LoadTimings {
+    pub read_ms: f64,
+    pub convert_ms: f64,
+    pub tract_load_ms: f64,
+    pub optimize_ms: f64,
+    pub total_ms: f64,
+}
+
+/// A class named by ID or by label, as users write them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ClassRef {
+    Id(usize),
+    Name(String),
+}
+
+/// Options a caller may set per request (CLI flags, JSON `options`, query string).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectOptions {
+    pub min_score: Option<f32>,
+    pub max_results: Option<usize>,
+    pub iou_threshold: Option<f32>,
+    pub classes: Option<Vec<ClassRef>>,
+    pub exclude_classes: Option<Vec<ClassRef>>,
+    pub regular_nms: Option<bool>,
+}
+
+/// A bad option: the message says which and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct OptionsError(pub String);
+
+pub struct Detector {
+    name: String,
+    inference: Inference,
+    input: InputSpec,
+    anchors: Vec<Anchor>,
+    params: PostprocessParams,
+    labels: Labels,
+    limits: ImageLimits,
+    stats: ConversionStats,
+    load_timings: LoadTimings,
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+impl Detector {
+    /// Read, convert, load and optimize the model. Slow (tens to hundreds of ms): do it once.
+    pub fn load(source: &ModelSource, config: &DetectorConfig) -> Result<Self, ModelError> {
+        let start = Instant::now();
+        let files = source.read()?;
+        let read_ms = ms_since(start);
+        let t = Instant::now();
+        let converted = convert(&files.bytes)?;
+        let convert_ms = ms_since(t);
+        let (inference, tract) = Inference::load(
+            &converted.float_tflite,
+            &converted.input,
+            config.threads.max(1),
+        )?;
+        let load_timings = LoadTimings {
+            read_ms,
+            convert_ms,
+            tract_load_ms: tract.load_ms,
+            optimize_ms: tract.optimize_ms,
+            total_ms: ms_since(start),
+        };
+        Ok(Detector {
+            name: files.name,
+            inference,
+            input: converted.input,
+            anchors: converted.anchors,
+            params: converted.params,
+            labels: files.labels,
+            limits: config.limits,
+            stats: converted.stats,
+            load_timings,
+        })
+    }
+
+    pub fn info(&self) -> ModelInfo {
+        ModelInfo {
+            name: self.name.clone(),
+            input_width: self.input.width,
+            input_height: self.input.height,
+            labels: self.labels.len(),
+            anchors: self.anchors.len(),
+            classes: self.params.num_classes,
+            max_detections: self.params.max_detections,
+            nms_iou_threshold: self.params.nms_iou_threshold,
+            use_regular_nms: self.params.use_regular_nms,
+            operators: self.stats.operators,
+            relu6_restored: self.stats.relu6_restored,
+            relu_restored: self.stats.relu_restored,
+        }
+    }
+
+    pub fn load_timings(&self) -> LoadTimings {
+        self.load_timings
+    }
+
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    pub fn limits(&self) -> &ImageLimits {
+        &self.limits
+    }
+
+    /// Check user options against this model and its labels (min_score defaults to 0.5).
+    pub fn resolve_options(&self, options: &DetectOptions) -> Result<FilterOptions, OptionsError> {
+        let classes = |list: &[ClassRef]| -> Result<Vec<usize>, OptionsError> {
+            list.iter()
+                .map(|c| {
+                    let id = match c {
+                        ClassRef::Id(id) => Some(*id),
+                        ClassRef::Name(name) => self.labels.resolve(name),
+                    };
+                    id.filter(|&id| id < self.params.num_classes).ok_or_else(|| {
+                        OptionsError(format!(
+                            "unknown class {c:?}: give a label from the model's label file (e.g. \"person\") or an ID below {}",
+                            self.params.num_classes
+                        ))
+                    })
+                })
+                .collect()
+        };
+        let min_score = options.min_score.unwrap_or(DEFAULT_MIN_SCORE);
+        if !(0.0..=1.0).contains(&min_score) {
+            return Err(OptionsError(format!(
+                "min_score must be between 0 and 1, got {min_score}"
+            )));
+        }
+        if let Some(iou) = options.iou_threshold {
+            if !(0.0..=1.0).contains(&iou) {
+                return Err(OptionsError(format!(
+                    "iou_threshold must be between 0 and 1, got {iou}"
+                )));
+            }
+        }
+        if options.max_results == Some(0) {
+            return Err(OptionsError("max_results must be at least 1".into()));
+        }
+        Ok(FilterOptions {
+            min_score: Some(min_score),
+            max_results: options.max_results,
+            iou_threshold: options.iou_threshold,
+            allowed_classes: options.classes.as_deref().map(classes).transpose()?,
+            denied_classes: options
+                .exclude_classes
+                .as_deref()
+                .map(classes)
+                .transpose()?
+                .unwrap_or_default(),
+            regular_nms: options.regular_nms,
+        })
+    }
+
+    /// Detect objects in one encoded image. Never panics: failures become the result's status.
+    pub fn detect(&self, id: &str, bytes: &[u8], options: &FilterOptions) -> ImageResult {
+        let start = Instant::now();
+        match catch_unwind(AssertUnwindSafe(|| self.detect_inner(id, bytes, options, start))) {
+            Ok(result) => result,
+            Err(_) => ImageResult::failed(
+                id,
+                500,
+                "internal error while processing this image (a bug: please report it with the image)",
+                Timings { total: ms_since(start), ..Timings::default() },
+            ),
+        }
+    }
+
+    fn detect_inner(
+        &self,
+        id: &str,
+        bytes: &[u8],
+        options: &FilterOptions,
+        start: Instant,
+    ) -> ImageResult {
+        let mut timings = Timings::default();
+        let t = Instant::now();
+        let decoded = preprocess::decode(bytes, &self.limits);
+        timings.decode = ms_since(t);
+        let image = match decoded {
+            Ok(image) => image,
+            Err(e) => {
+                timings.total = ms_since(start);
+                return ImageResult::failed(id, e.status(), e.to_string(), timings);
+            }
+        };
+        let (width, height) = image.dimensions();
+        let t = Instant::now();
+        let input = preprocess::to_input(&image, &self.input);
+        drop(image);
+        timings.preprocess = ms_since(t);
+        let t = Instant::now();
+        let raw = self.inference.run(input);
+        timings.inference = ms_since(t);
+        let fail = |status: u16, msg: String, mut timings: Timings| {
+            timings.total = ms_since(start);
+            let mut r = ImageResult::failed(id, status, msg, timings);
+            r.width = Some(width);
+            r.height = Some(height);
+            r
+        };
+        let raw = match raw {
+            Ok(raw) => raw,
+            Err(e) => return fail(500, format!("inference failed: {e}"), timings),
+        };
+        let t = Instant::now();
+        let found = postprocess::detect(
+            &raw.encodings,
+            &raw.scores,
+            &self.anchors,
+            &self.params,
+            options,
+        );
+        let detections = match found {
+            Ok(found) => found
+                .iter()
+                .map(|d| self.to_detection(d, width, height))
+                .collect(),
+            Err(e) => return fail(400, e.to_string(), timings),
+        };
+        timings.postprocess = ms_since(t);
+        timings.total = ms_since(start);
+        ImageResult {
+            id: id.to_string(),
+            status: 200,
+            error: None,
+            width: Some(width),
+            height: Some(height),
+            detections,
+            timings_ms: timings,
+        }
+    }
+
+    fn to_detection(&self, d: &postprocess::RawDetection, width: u32, height: u32) -> Detection {
+        let clip = |v: f32| if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
+        let bbox = NormalizedBox {
+            xmin: clip(d.bbox.xmin),
+            ymin: clip(d.bbox.ymin),
+            xmax: clip(d.bbox.xmax),
+            ymax: clip(d.bbox.ymax),
+        };
+        let px = |v: f32, size: u32| (v * size as f32).round() as u32;
+        let (x0, y0) = (px(bbox.xmin, width), px(bbox.ymin, height));
+        let (x1, y1) = (px(bbox.xmax, width).max(x0), px(bbox.ymax, height).max(y0));
+        Detection {
+            class_id: d.class_id,
+            label: self.labels.name(d.class_id),
+            score: d.score,
+            bbox,
+            box_px: PixelBox {
+                x: x0,
+                y: y0,
+                width: x1 - x0,
+                height: y1 - y0,
+            },
+        }
+    }
+
+    /// Detect in many images using `workers` threads (each runs whole images), results in input order.
+    pub fn detect_batch<S: AsRef<str> + Sync, B: AsRef<[u8]> + Sync>(
+        &self,
+        images: &[(S, B)],
+        options: &FilterOptions,
+        workers: usize,
+    ) -> Vec<ImageResult> {
+        let workers = workers.clamp(1, images.len().max(1));
+        let next = AtomicUsize::new(0);
+        let mut results: Vec<Option<ImageResult>> = vec![None; images.len()];
+        let chunks: Vec<Vec<(usize, ImageResult)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some((id, bytes)) = images.get(i) else {
+                                break;
+                            };
+                            done.push((i, self.detect(id.as_ref(), bytes.as_ref(), options)));
+                        }
+                        done
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        for (i, r) in chunks.into_iter().flatten() {
+            results[i] = Some(r);
+        }
+        results
+            .into_iter()
+            .zip(images)
+            .map(|(r, (id, _))| {
+                r.unwrap_or_else(|| {
+                    ImageResult::failed(
+                        id.as_ref(),
+                        500,
+                        "worker thread failed",
+                        Timings::default(),
+                    )
+                })
+            })
+            .collect()
+    }
+}
