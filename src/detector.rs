@@ -110,11 +110,17 @@ impl Detector {
         let t = Instant::now();
         let converted = convert(&files.bytes)?;
         let convert_ms = ms_since(t);
-        let (inference, tract) = Inference::load(
-            &converted.float_tflite,
-            &converted.input,
-            config.threads.max(1),
-        )?;
+        // tract asserts on some malformed graphs; a bad model file must be an error, not a crash.
+        let (inference, tract) = catch_unwind(AssertUnwindSafe(|| {
+            Inference::load(
+                &converted.float_tflite,
+                &converted.input,
+                config.threads.max(1),
+            )
+        }))
+        .map_err(|_| {
+            ModelError::Tract("tract panicked while loading the converted graph".into())
+        })??;
         let load_timings = LoadTimings {
             read_ms,
             convert_ms,

@@ -1,0 +1,120 @@
+//! Fidelity against the outside oracle: LiteRT running the original int8 model
+//! (scripts/litert_reference.py wrote tests/fixtures/reference.json).
+//!
+//! For every image: each reference detection with score ≥ 0.5 is found with the same class,
+//! IoU ≥ 0.85 and |Δscore| ≤ 0.1; no detection of ours ≥ 0.6 lacks a reference counterpart.
+
+use std::path::Path;
+
+use lambda_detect::detector::DetectOptions;
+use lambda_detect::postprocess::{iou, BoxN};
+use lambda_detect::{Detector, DetectorConfig, ModelSource};
+use serde_json::Value;
+
+const MIN_IOU: f32 = 0.85;
+const MAX_SCORE_DIFF: f32 = 0.1;
+
+fn fixture_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
+}
+
+fn ref_box(v: &Value) -> BoxN {
+    let f = |k: &str| v[k].as_f64().expect("box coordinate") as f32;
+    // The reference boxes are unclipped; ours are clipped to the image, so compare clipped.
+    let c = |x: f32| x.clamp(0.0, 1.0);
+    BoxN {
+        ymin: c(f("ymin")),
+        xmin: c(f("xmin")),
+        ymax: c(f("ymax")),
+        xmax: c(f("xmax")),
+    }
+}
+
+#[test]
+fn detections_match_litert_on_every_fixture() {
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture_dir().join("reference.json")).unwrap(),
+    )
+    .unwrap();
+    let images = reference["images"].as_object().expect("images map");
+    assert!(images.len() >= 10, "the reference covers the fixtures");
+    let detector = Detector::load(&ModelSource::Default, &DetectorConfig::default()).unwrap();
+    // Look below 0.5 so a reference detection at 0.5 is matched even if ours scores 0.45.
+    let options = detector
+        .resolve_options(&DetectOptions {
+            min_score: Some(0.3),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut failures = Vec::new();
+    let mut matched = 0;
+    for (name, expected) in images {
+        let bytes = std::fs::read(fixture_dir().join("images").join(name)).unwrap();
+        let ours = detector.detect(name, &bytes, &options);
+        assert_eq!(ours.status, 200, "{name}: {:?}", ours.error);
+        assert_eq!(
+            ours.width,
+            expected["width"].as_u64().map(|w| w as u32),
+            "{name} width"
+        );
+        assert_eq!(
+            ours.height,
+            expected["height"].as_u64().map(|h| h as u32),
+            "{name} height"
+        );
+        let refs = expected["detections"].as_array().unwrap();
+        let our_boxes: Vec<(usize, f32, BoxN)> = ours
+            .detections
+            .iter()
+            .map(|d| {
+                let b = d.bbox;
+                (
+                    d.class_id,
+                    d.score,
+                    BoxN {
+                        ymin: b.ymin,
+                        xmin: b.xmin,
+                        ymax: b.ymax,
+                        xmax: b.xmax,
+                    },
+                )
+            })
+            .collect();
+        for r in refs.iter().filter(|r| r["score"].as_f64().unwrap() >= 0.5) {
+            let class = r["class_id"].as_u64().unwrap() as usize;
+            let score = r["score"].as_f64().unwrap() as f32;
+            let rb = ref_box(&r["box"]);
+            let best = our_boxes
+                .iter()
+                .filter(|(c, _, _)| *c == class)
+                .map(|(_, s, b)| (iou(b, &rb), *s))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            match best {
+                Some((overlap, s)) if overlap >= MIN_IOU && (s - score).abs() <= MAX_SCORE_DIFF => matched += 1,
+                other => failures.push(format!(
+                    "{name}: reference {} {score:.3} not matched (best same-class IoU, score: {other:?})",
+                    r["label"]
+                )),
+            }
+        }
+        for (class, score, b) in our_boxes.iter().filter(|(_, s, _)| *s >= 0.6) {
+            let counterpart = refs.iter().any(|r| {
+                r["class_id"].as_u64() == Some(*class as u64) && iou(b, &ref_box(&r["box"])) >= 0.5
+            });
+            if !counterpart {
+                failures.push(format!(
+                    "{name}: class {class} at {score:.3} has no reference counterpart"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "fidelity failures:\n{}",
+        failures.join("\n")
+    );
+    assert!(
+        matched >= 12,
+        "only {matched} reference detections were checked"
+    );
+}
