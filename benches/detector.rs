@@ -1,1 +1,43 @@
-fn main() {}
+//! Criterion benches: inference alone and the whole pipeline per image, bundled model,
+//! one tract thread. Figures are recorded in docs/PERFORMANCE.md.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use lambda_detect::detector::DetectOptions;
+use lambda_detect::{Detector, DetectorConfig, ModelSource};
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/fixtures/images/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let detector = Detector::load(&ModelSource::Default, &DetectorConfig::default()).unwrap();
+    let options = detector.resolve_options(&DetectOptions::default()).unwrap();
+    let input = detector.preprocess(&fixture("chelsea.jpg")).unwrap();
+    c.bench_function("inference (300x300, 1 thread)", |b| {
+        b.iter(|| detector.infer(input.clone()).unwrap())
+    });
+    for name in ["chelsea.jpg", "astronaut.jpg", "coffee.jpg"] {
+        let bytes = fixture(name);
+        c.bench_function(&format!("pipeline {name}"), |b| {
+            b.iter(|| {
+                let r = detector.detect(name, &bytes, &options);
+                assert_eq!(r.status, 200);
+                r
+            })
+        });
+    }
+    c.bench_function("model load + convert + optimize", |b| {
+        b.iter(|| Detector::load(&ModelSource::Default, &DetectorConfig::default()).unwrap())
+    });
+}
+
+criterion_group! {
+    name = detector;
+    config = Criterion::default().sample_size(30);
+    targets = benches
+}
+criterion_main!(detector);

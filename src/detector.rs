@@ -219,6 +219,17 @@ impl Detector {
         })
     }
 
+    /// Decode and preprocess only: the model input for an encoded image (for benchmarks).
+    pub fn preprocess(&self, bytes: &[u8]) -> Result<Vec<f32>, preprocess::ImageError> {
+        let image = preprocess::decode(bytes, &self.limits)?;
+        Ok(preprocess::to_input(&image, &self.input))
+    }
+
+    /// Inference only, on an input from [`Detector::preprocess`] (for benchmarks).
+    pub fn infer(&self, input: Vec<f32>) -> Result<crate::inference::RawOutputs, String> {
+        self.inference.run(input)
+    }
+
     /// Detect objects in one encoded image. Never panics: failures become the result's status.
     pub fn detect(&self, id: &str, bytes: &[u8], options: &FilterOptions) -> ImageResult {
         let start = Instant::now();

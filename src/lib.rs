@@ -9,6 +9,8 @@ pub mod annotate;
 pub mod detector;
 pub mod inference;
 pub mod labels;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod model;
 pub mod postprocess;
 pub mod preprocess;

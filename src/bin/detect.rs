@@ -26,6 +26,26 @@ enum Command {
     Files(FilesArgs),
     /// Load the model and print what it is and how long loading took.
     Info(ModelArgs),
+    /// Time inference (and the whole pipeline) on images, in-process.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Image files or directories (default: the bundled sample images).
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Timed passes over all images.
+    #[arg(long, default_value_t = 20)]
+    repeat: usize,
+    /// Untimed passes first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Print one JSON object (same keys as scripts/litert_bench.py).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 #[derive(Args, Clone)]
@@ -295,11 +315,101 @@ fn run_info(args: ModelArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = q / 100.0 * (sorted.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+}
+
+fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/images"
+        ))]
+    } else {
+        args.paths.clone()
+    };
+    let (files, _) = collect_images(&paths)?;
+    let detector = load_detector(&args.model)?;
+    let mut inputs = Vec::new();
+    let mut encoded = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        match detector.preprocess(&bytes) {
+            Ok(input) => {
+                inputs.push(input);
+                encoded.push((f.display().to_string(), bytes));
+            }
+            Err(e) => eprintln!("skipping {}: {e}", f.display()),
+        }
+    }
+    if inputs.is_empty() {
+        return Err("no usable images".into());
+    }
+    let options = detector
+        .resolve_options(&DetectOptions::default())
+        .map_err(|e| e.to_string())?;
+    for _ in 0..args.warmup {
+        for input in &inputs {
+            detector.infer(input.clone())?;
+        }
+    }
+    let mut times = Vec::with_capacity(inputs.len() * args.repeat);
+    let mut pipeline = Vec::with_capacity(inputs.len() * args.repeat);
+    for _ in 0..args.repeat.max(1) {
+        for input in &inputs {
+            let input = input.clone();
+            let t = std::time::Instant::now();
+            detector.infer(input)?;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        for (id, bytes) in &encoded {
+            pipeline.push(detector.detect(id, bytes, &options).timings_ms.total);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    pipeline.sort_by(f64::total_cmp);
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let median = percentile(&times, 50.0);
+    let out = serde_json::json!({
+        "runtime": "lambda-detect-tract",
+        "threads": args.model.threads,
+        "median_ms": median,
+        "mean_ms": mean,
+        "p90_ms": percentile(&times, 90.0),
+        "images_per_s": 1000.0 / mean,
+        "pipeline_median_ms": percentile(&pipeline, 50.0),
+        "images": inputs.len(),
+        "runs": times.len(),
+        "load_ms": detector.load_timings().total_ms,
+    });
+    if args.json {
+        println!("{out}");
+    } else {
+        println!(
+            "tract, {} thread(s): inference median {median:.2} ms, mean {mean:.2} ms, p90 {:.2} ms ({:.1} images/s); whole pipeline median {:.2} ms; {} images x {} passes; model load {:.0} ms",
+            args.model.threads,
+            percentile(&times, 90.0),
+            1000.0 / mean,
+            percentile(&pipeline, 50.0),
+            inputs.len(),
+            args.repeat.max(1),
+            detector.load_timings().total_ms
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Files(args) => run_files(args),
         Command::Info(args) => run_info(args),
+        Command::Bench(args) => run_bench(args),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e}");

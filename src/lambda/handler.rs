@@ -1,0 +1,599 @@
+//! The function's logic as plain async methods: HTTP requests (already unpacked from the
+//! Lambda event) and S3 event notifications in, JSON out. `main` and the lambda_http glue
+//! ([`App::handle`]) stay thin so tests can call everything here without the runtime.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::request::{parse_detect_request, route, ApiError, ImageSource, RequestLimits, Route};
+use super::s3::{
+    decode_key, is_image_key, S3Error, S3Event, S3Store, SourceObject, DEFAULT_MAX_OBJECT_BYTES,
+};
+use crate::detector::{Detector, DetectorConfig};
+use crate::model::ModelSource;
+use crate::postprocess::FilterOptions;
+use crate::schema::{ImageResult, Timings};
+
+/// Settings read from the environment (the SAM template sets them).
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// Buckets HTTP requests may reference (`ALLOWED_BUCKETS`, comma-separated; empty = none).
+    pub allowed_buckets: Vec<String>,
+    /// Where the S3 trigger writes results (`RESULTS_PREFIX`, default `detections/`).
+    pub results_prefix: String,
+    /// Results bucket (`RESULTS_BUCKET`; default: the source object's bucket).
+    pub results_bucket: Option<String>,
+    pub request_limits: RequestLimits,
+    /// Largest S3 object fetched (`MAX_OBJECT_BYTES`, default 15 MiB).
+    pub max_object_bytes: u64,
+    /// Images detected in parallel within one request.
+    pub workers: usize,
+}
+
+fn env_list(name: &str) -> Vec<String> {
+    std::env::var(name)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl AppConfig {
+    pub fn from_env() -> Self {
+        let results_prefix =
+            std::env::var("RESULTS_PREFIX").unwrap_or_else(|_| "detections/".into());
+        AppConfig {
+            allowed_buckets: env_list("ALLOWED_BUCKETS"),
+            results_prefix,
+            results_bucket: std::env::var("RESULTS_BUCKET")
+                .ok()
+                .filter(|b| !b.is_empty()),
+            request_limits: RequestLimits::from_env(),
+            max_object_bytes: std::env::var("MAX_OBJECT_BYTES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_MAX_OBJECT_BYTES),
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        }
+    }
+}
+
+/// A reply to an HTTP request: status and JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpReply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl From<ApiError> for HttpReply {
+    fn from(e: ApiError) -> Self {
+        HttpReply {
+            status: e.status,
+            body: e.to_json(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Summary {
+    images: usize,
+    succeeded: usize,
+    failed: usize,
+    avg_inference_ms: f64,
+    avg_total_ms: f64,
+    total_ms: f64,
+}
+
+/// A result object the S3 trigger writes: the per-image schema plus its source.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredResult {
+    #[serde(flatten)]
+    pub result: ImageResult,
+    pub source: SourceObject,
+}
+
+/// Outcome of one S3 event record.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RecordOutcome {
+    pub bucket: String,
+    pub key: String,
+    /// `written`, `skipped` or `failed`.
+    pub outcome: &'static str,
+    pub result_key: Option<String>,
+    pub reason: Option<String>,
+}
+
+pub struct App {
+    detector: Arc<Detector>,
+    s3: Option<S3Store>,
+    config: AppConfig,
+    init_ms: f64,
+    invoked: AtomicBool,
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+impl App {
+    pub fn new(
+        detector: Arc<Detector>,
+        s3: Option<S3Store>,
+        config: AppConfig,
+        init_ms: f64,
+    ) -> Self {
+        App {
+            detector,
+            s3,
+            config,
+            init_ms,
+            invoked: AtomicBool::new(false),
+        }
+    }
+
+    /// Everything a cold start does: load and optimize the model, set up the S3 client.
+    pub async fn from_env() -> Result<Self, String> {
+        let start = Instant::now();
+        let config = AppConfig::from_env();
+        let threads = std::env::var("DETECT_THREADS")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(1);
+        let detector_config = DetectorConfig {
+            threads,
+            ..DetectorConfig::default()
+        };
+        let detector = tokio::task::spawn_blocking(move || {
+            Detector::load(&ModelSource::from_env(), &detector_config)
+        })
+        .await
+        .map_err(|e| format!("model loading thread failed: {e}"))?
+        .map_err(|e| e.to_string())?;
+        let s3 = S3Store::from_env(config.max_object_bytes).await;
+        let init_ms = ms_since(start);
+        tracing::info!(
+            init_ms,
+            model_load_ms = detector.load_timings().total_ms,
+            model = %detector.info().name,
+            "initialized"
+        );
+        Ok(App::new(Arc::new(detector), Some(s3), config, init_ms))
+    }
+
+    pub fn init_ms(&self) -> f64 {
+        self.init_ms
+    }
+
+    /// True for the first invocation of this instance.
+    fn take_cold_start(&self) -> bool {
+        !self.invoked.swap(true, Ordering::SeqCst)
+    }
+
+    /// An HTTP request, already unpacked from its event.
+    pub async fn handle_http(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+        query: &[(String, String)],
+        request_id: &str,
+    ) -> HttpReply {
+        let cold_start = self.take_cold_start();
+        match route(method, path) {
+            Ok(Route::Health) => HttpReply {
+                status: 200,
+                body: self.health(cold_start),
+            },
+            Ok(Route::Detect) => {
+                match self
+                    .detect(content_type, body, query, request_id, cold_start)
+                    .await
+                {
+                    Ok(reply) | Err(reply) => reply,
+                }
+            }
+            Err(e) => e.into(),
+        }
+    }
+
+    fn health(&self, cold_start: bool) -> Value {
+        let info = self.detector.info();
+        json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "model": {
+                "name": info.name,
+                "input_width": info.input_width,
+                "input_height": info.input_height,
+                "labels": info.labels,
+            },
+            "cold_start": cold_start,
+            "init_ms": self.init_ms,
+            "model_load_ms": self.detector.load_timings(),
+        })
+    }
+
+    async fn detect(
+        &self,
+        content_type: Option<&str>,
+        body: &[u8],
+        query: &[(String, String)],
+        request_id: &str,
+        cold_start: bool,
+    ) -> Result<HttpReply, HttpReply> {
+        let start = Instant::now();
+        let request = parse_detect_request(content_type, body, query, &self.config.request_limits)?;
+        let options = self
+            .detector
+            .resolve_options(&request.options)
+            .map_err(|e| ApiError::new(400, format!("invalid options: {e}")))?;
+
+        // Gather bytes; S3 failures become that image's result.
+        let mut slots: Vec<Result<(String, Vec<u8>), ImageResult>> =
+            Vec::with_capacity(request.images.len());
+        for image in request.images {
+            let id = image.id;
+            slots.push(match image.source {
+                ImageSource::Bytes(bytes) => Ok((id, bytes)),
+                ImageSource::S3(r) => {
+                    let t = Instant::now();
+                    match self
+                        .fetch_allowed(&r.bucket, &r.key, r.version.as_deref())
+                        .await
+                    {
+                        Ok(bytes) => Ok((id, bytes)),
+                        Err(e) => Err(ImageResult::failed(
+                            id,
+                            e.status,
+                            e.message,
+                            Timings {
+                                total: ms_since(t),
+                                ..Timings::default()
+                            },
+                        )),
+                    }
+                }
+            });
+        }
+        let loaded: Vec<(String, Vec<u8>)> = slots
+            .iter()
+            .filter_map(|s| s.as_ref().ok().cloned())
+            .collect();
+        let mut detected = self.detect_blocking(loaded, options).await.into_iter();
+        let results: Vec<ImageResult> = slots
+            .into_iter()
+            .map(|s| match s {
+                Ok(_) => detected.next().expect("one result per loaded image"),
+                Err(failed) => failed,
+            })
+            .collect();
+
+        let ok: Vec<&ImageResult> = results.iter().filter(|r| r.ok()).collect();
+        let avg = |f: fn(&ImageResult) -> f64| {
+            if ok.is_empty() {
+                0.0
+            } else {
+                ok.iter().map(|r| f(r)).sum::<f64>() / ok.len() as f64
+            }
+        };
+        let summary = Summary {
+            images: results.len(),
+            succeeded: ok.len(),
+            failed: results.len() - ok.len(),
+            avg_inference_ms: avg(|r| r.timings_ms.inference),
+            avg_total_ms: avg(|r| r.timings_ms.total),
+            total_ms: ms_since(start),
+        };
+        tracing::info!(
+            request_id,
+            images = summary.images,
+            failed = summary.failed,
+            avg_inference_ms = summary.avg_inference_ms,
+            total_ms = summary.total_ms,
+            cold_start,
+            "detect"
+        );
+        emit_metrics(
+            summary.images,
+            summary.failed,
+            summary.avg_inference_ms,
+            summary.total_ms,
+        );
+        let mut body = json!({
+            "results": results,
+            "summary": summary,
+            "cold_start": cold_start,
+            "init_ms": self.init_ms,
+            "model": self.detector.info(),
+            "request_id": request_id,
+        });
+        if summary.succeeded == 0 {
+            // The request was fine but nothing in it was usable: say so, keep the per-image reasons.
+            let reasons: Vec<String> = results
+                .iter()
+                .map(|r| format!("{}: {}", r.id, r.error.as_deref().unwrap_or("failed")))
+                .collect();
+            body["error"] = json!({
+                "status": 422,
+                "message": format!("no usable image in the request ({})", reasons.join("; ")),
+            });
+            return Err(HttpReply { status: 422, body });
+        }
+        Ok(HttpReply { status: 200, body })
+    }
+
+    async fn fetch_allowed(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Vec<u8>, S3Error> {
+        if !self.config.allowed_buckets.iter().any(|b| b == bucket) {
+            return Err(S3Error {
+                status: 403,
+                message: format!(
+                    "bucket {bucket:?} is not in this function's allow-list (ALLOWED_BUCKETS)"
+                ),
+                transient: false,
+            });
+        }
+        let s3 = self.s3.as_ref().ok_or_else(|| S3Error {
+            status: 501,
+            message: "S3 is not configured for this function".into(),
+            transient: false,
+        })?;
+        s3.fetch(bucket, key, version).await
+    }
+
+    /// Detection is CPU-bound: run it off the async executor.
+    async fn detect_blocking(
+        &self,
+        images: Vec<(String, Vec<u8>)>,
+        options: FilterOptions,
+    ) -> Vec<ImageResult> {
+        let detector = self.detector.clone();
+        let workers = self.config.workers;
+        let ids: Vec<String> = images.iter().map(|(id, _)| id.clone()).collect();
+        tokio::task::spawn_blocking(move || detector.detect_batch(&images, &options, workers))
+            .await
+            .unwrap_or_else(|_| {
+                ids.into_iter()
+                    .map(|id| {
+                        ImageResult::failed(
+                            id,
+                            500,
+                            "internal error: detection thread failed",
+                            Timings::default(),
+                        )
+                    })
+                    .collect()
+            })
+    }
+
+    /// An S3 event: every record is processed; the returned error lists failed records so the
+    /// invocation fails and Lambda retries (results already written are rewritten identically).
+    pub async fn handle_s3_event(&self, event: S3Event, request_id: &str) -> Result<Value, Value> {
+        let cold_start = self.take_cold_start();
+        let start = Instant::now();
+        let mut outcomes = Vec::with_capacity(event.records.len());
+        for record in event.records {
+            outcomes.push(self.process_record(record).await);
+        }
+        let count = |o: &str| outcomes.iter().filter(|r| r.outcome == o).count();
+        let failed = count("failed");
+        let body = json!({
+            "records": outcomes,
+            "written": count("written"),
+            "skipped": count("skipped"),
+            "failed": failed,
+            "cold_start": cold_start,
+            "init_ms": self.init_ms,
+            "request_id": request_id,
+            "total_ms": ms_since(start),
+        });
+        tracing::info!(request_id, records = outcomes.len(), failed, "s3 event");
+        if failed > 0 {
+            Err(body)
+        } else {
+            Ok(body)
+        }
+    }
+
+    async fn process_record(&self, record: super::s3::S3EventRecord) -> RecordOutcome {
+        let bucket = record.s3.bucket.name.clone();
+        let raw_key = record.s3.object.key.clone();
+        let mut outcome = RecordOutcome {
+            bucket: bucket.clone(),
+            key: raw_key.clone(),
+            outcome: "failed",
+            result_key: None,
+            reason: None,
+        };
+        let key = match decode_key(&raw_key) {
+            Ok(k) => k,
+            Err(e) => {
+                outcome.reason = Some(e);
+                tracing::error!(bucket, key = raw_key, reason = ?outcome.reason, "record failed");
+                return outcome;
+            }
+        };
+        outcome.key = key.clone();
+        let skip = |why: &str| RecordOutcome {
+            outcome: "skipped",
+            reason: Some(why.to_string()),
+            ..outcome.clone()
+        };
+        // Recursion guard: our own result objects must never be processed again.
+        if key.starts_with(&self.config.results_prefix) {
+            return skip("under the results prefix");
+        }
+        if !is_image_key(&key) {
+            return skip("not an image key (jpg, jpeg, png, webp, gif, bmp, tif, tiff)");
+        }
+        let fail = |reason: String| {
+            tracing::error!(bucket, key, reason, "record failed");
+            RecordOutcome {
+                reason: Some(reason),
+                ..outcome.clone()
+            }
+        };
+        let Some(s3) = &self.s3 else {
+            return fail("S3 is not configured".into());
+        };
+        let version = record
+            .s3
+            .object
+            .version_id
+            .clone()
+            .filter(|v| !v.is_empty());
+        let bytes = match s3.fetch(&bucket, &key, version.as_deref()).await {
+            Ok(b) => b,
+            Err(e) => return fail(e.message),
+        };
+        let options = match self.detector.resolve_options(&Default::default()) {
+            Ok(o) => o,
+            Err(e) => return fail(e.to_string()),
+        };
+        let result = self
+            .detect_blocking(vec![(key.clone(), bytes)], options)
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                ImageResult::failed(key.clone(), 500, "no result", Timings::default())
+            });
+        let stored = StoredResult {
+            result,
+            source: SourceObject {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                version,
+                etag: record.s3.object.e_tag.clone(),
+            },
+        };
+        let result_bucket = self
+            .config
+            .results_bucket
+            .clone()
+            .unwrap_or_else(|| bucket.clone());
+        let result_key = format!("{}{}.json", self.config.results_prefix, key);
+        let body = match serde_json::to_vec_pretty(&stored) {
+            Ok(b) => b,
+            Err(e) => return fail(format!("cannot serialize the result: {e}")),
+        };
+        if let Err(e) = s3.put_json(&result_bucket, &result_key, body).await {
+            return fail(e.message);
+        }
+        emit_metrics(
+            1,
+            usize::from(!stored.result.ok()),
+            stored.result.timings_ms.inference,
+            stored.result.timings_ms.total,
+        );
+        RecordOutcome {
+            outcome: "written",
+            result_key: Some(result_key),
+            ..outcome
+        }
+    }
+
+    /// lambda_http glue: unpack the event, dispatch, pack the reply.
+    pub async fn handle(
+        &self,
+        req: lambda_http::Request,
+    ) -> Result<lambda_http::Response<lambda_http::Body>, lambda_http::Error> {
+        use lambda_http::request::RequestContext;
+        use lambda_http::RequestExt;
+        let request_id = req
+            .lambda_context_ref()
+            .map(|c| c.request_id.clone())
+            .unwrap_or_default();
+        if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
+            let event: Value = serde_json::from_slice(req.body().as_ref())
+                .map_err(|e| format!("the event is not JSON: {e}"))?;
+            if !super::s3::is_s3_event(&event) {
+                return Err(
+                    "unsupported event: expected an HTTP request or an S3 event notification"
+                        .into(),
+                );
+            }
+            let event: S3Event =
+                serde_json::from_value(event).map_err(|e| format!("malformed S3 event: {e}"))?;
+            return match self.handle_s3_event(event, &request_id).await {
+                Ok(body) => Ok(json_response(200, &body)),
+                Err(body) => Err(format!("some S3 records failed: {body}").into()),
+            };
+        }
+        let content_type = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let query: Vec<(String, String)> = req
+            .query_string_parameters_ref()
+            .map(|q| {
+                q.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let reply = self
+            .handle_http(
+                req.method().as_str(),
+                req.raw_http_path(),
+                content_type.as_deref(),
+                req.body().as_ref(),
+                &query,
+                &request_id,
+            )
+            .await;
+        Ok(json_response(reply.status, &reply.body))
+    }
+}
+
+fn json_response(status: u16, body: &Value) -> lambda_http::Response<lambda_http::Body> {
+    lambda_http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(lambda_http::Body::Text(body.to_string()))
+        .unwrap_or_else(|_| lambda_http::Response::new(lambda_http::Body::Text(body.to_string())))
+}
+
+/// One CloudWatch Embedded Metric Format line per invocation (stdout, read by CloudWatch Logs).
+fn emit_metrics(images: usize, failed: usize, inference_ms: f64, total_ms: f64) {
+    let timestamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let function =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "detect-lambda".into());
+    let line = json!({
+        "_aws": {
+            "Timestamp": timestamp,
+            "CloudWatchMetrics": [{
+                "Namespace": "lambda-detect",
+                "Dimensions": [["FunctionName"]],
+                "Metrics": [
+                    {"Name": "InferenceMs", "Unit": "Milliseconds"},
+                    {"Name": "TotalMs", "Unit": "Milliseconds"},
+                    {"Name": "Images", "Unit": "Count"},
+                    {"Name": "FailedImages", "Unit": "Count"}
+                ]
+            }]
+        },
+        "FunctionName": function,
+        "InferenceMs": inference_ms,
+        "TotalMs": total_ms,
+        "Images": images,
+        "FailedImages": failed,
+    });
+    println!("{line}");
+}

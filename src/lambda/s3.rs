@@ -1,0 +1,284 @@
+//! S3: fetching images (with an object size limit), writing results, and reading S3 events.
+//!
+//! The endpoint can be overridden (`S3_ENDPOINT_URL`, path-style addressing) so the same code
+//! talks to AWS and to a local S3 server.
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+
+/// Environment variable naming a non-AWS S3 endpoint (e.g. a local S3 server).
+pub const ENDPOINT_ENV: &str = "S3_ENDPOINT_URL";
+/// Default largest object fetched for detection.
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 15 * 1024 * 1024;
+
+/// Why an object could not be fetched or written, with the per-image status it maps to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct S3Error {
+    pub status: u16,
+    pub message: String,
+    /// Worth retrying (throttling, network, server errors), as opposed to missing/denied.
+    pub transient: bool,
+}
+
+impl S3Error {
+    fn new(status: u16, message: impl Into<String>, transient: bool) -> Self {
+        S3Error {
+            status,
+            message: message.into(),
+            transient,
+        }
+    }
+}
+
+/// An S3 client plus the object size limit.
+#[derive(Clone, Debug)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    max_object_bytes: u64,
+}
+
+fn describe<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    err: &SdkError<E, R>,
+    what: &str,
+) -> S3Error {
+    match err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or("");
+            let raw_status = format!("{:?}", service.raw());
+            match code {
+                "NoSuchKey" | "NotFound" | "NoSuchVersion" => {
+                    S3Error::new(404, format!("{what}: no such object"), false)
+                }
+                "NoSuchBucket" => S3Error::new(404, format!("{what}: no such bucket"), false),
+                "AccessDenied" | "Forbidden" | "AllAccessDisabled" => S3Error::new(
+                    403,
+                    format!("{what}: access denied (the function may read only its allowed buckets and prefixes)"),
+                    false,
+                ),
+                _ if raw_status.contains("StatusCode(404)") || raw_status.contains("status: 404") => {
+                    S3Error::new(404, format!("{what}: no such object"), false)
+                }
+                _ if raw_status.contains("403") => S3Error::new(403, format!("{what}: access denied"), false),
+                _ => S3Error::new(
+                    502,
+                    format!("{what}: S3 error {}: {}", code, service.err().message().unwrap_or("")),
+                    true,
+                ),
+            }
+        }
+        SdkError::TimeoutError(_) => S3Error::new(504, format!("{what}: S3 timed out"), true),
+        SdkError::DispatchFailure(_) => S3Error::new(502, format!("{what}: cannot reach S3"), true),
+        other => S3Error::new(502, format!("{what}: S3 request failed: {other}"), true),
+    }
+}
+
+impl S3Store {
+    /// Client from the environment: region (default us-east-1), credentials chain, and the
+    /// optional endpoint override with path-style addressing.
+    pub async fn from_env(max_object_bytes: u64) -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let region = aws_config::meta::region::RegionProviderChain::default_provider()
+            .or_else(Region::new("us-east-1"));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .region(region);
+        let endpoint = std::env::var(ENDPOINT_ENV).ok().filter(|e| !e.is_empty());
+        if let Some(endpoint) = &endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let shared = loader.load().await;
+        let config = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(endpoint.is_some())
+            .build();
+        S3Store {
+            client: aws_sdk_s3::Client::from_conf(config),
+            max_object_bytes,
+        }
+    }
+
+    pub fn max_object_bytes(&self) -> u64 {
+        self.max_object_bytes
+    }
+
+    /// Fetch an object; its size is checked from the response headers before the body is read.
+    pub async fn fetch(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Vec<u8>, S3Error> {
+        let what = format!("s3://{bucket}/{key}");
+        let output = self
+            .client
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version.map(str::to_string))
+            .send()
+            .await
+            .map_err(|e| describe(&e, &what))?;
+        let declared = output.content_length().unwrap_or(0).max(0) as u64;
+        if declared > self.max_object_bytes {
+            return Err(S3Error::new(
+                413,
+                format!(
+                    "{what} is {declared} bytes, over the limit of {} bytes",
+                    self.max_object_bytes
+                ),
+                false,
+            ));
+        }
+        let body = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| {
+                S3Error::new(502, format!("{what}: reading the object failed: {e}"), true)
+            })?
+            .into_bytes();
+        if body.len() as u64 > self.max_object_bytes {
+            return Err(S3Error::new(
+                413,
+                format!(
+                    "{what} is over the limit of {} bytes",
+                    self.max_object_bytes
+                ),
+                false,
+            ));
+        }
+        Ok(body.to_vec())
+    }
+
+    /// Write a JSON document (whole object; rewriting the same key is harmless).
+    pub async fn put_json(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), S3Error> {
+        let what = format!("s3://{bucket}/{key}");
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| describe(&e, &what))?;
+        Ok(())
+    }
+}
+
+/// The part of an S3 event notification the function uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3Event {
+    #[serde(rename = "Records")]
+    pub records: Vec<S3EventRecord>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3EventRecord {
+    #[serde(rename = "eventSource", default)]
+    pub event_source: Option<String>,
+    #[serde(rename = "eventName", default)]
+    pub event_name: Option<String>,
+    pub s3: S3Entity,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3Entity {
+    pub bucket: S3Bucket,
+    pub object: S3Object,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3Bucket {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct S3Object {
+    /// URL-encoded as S3 sends it (space as `+`).
+    pub key: String,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(rename = "versionId", default)]
+    pub version_id: Option<String>,
+    #[serde(rename = "eTag", default)]
+    pub e_tag: Option<String>,
+}
+
+/// Where a result came from, written beside the per-image schema in S3 result objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceObject {
+    pub bucket: String,
+    pub key: String,
+    pub version: Option<String>,
+    pub etag: Option<String>,
+}
+
+/// Is this JSON an S3 event notification (rather than some other pass-through event)?
+pub fn is_s3_event(value: &serde_json::Value) -> bool {
+    value["Records"].as_array().is_some_and(|r| {
+        !r.is_empty()
+            && r.iter()
+                .all(|rec| rec["eventSource"] == "aws:s3" || rec["s3"].is_object())
+    })
+}
+
+/// Decode an event key: `+` is a space, then `%XX` escapes (UTF-8).
+pub fn decode_key(raw: &str) -> Result<String, String> {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|k| k.into_owned())
+        .map_err(|_| format!("object key {raw:?} is not valid UTF-8 after URL-decoding"))
+}
+
+/// Image keys the trigger processes (the template's notification filter uses the same suffixes).
+pub fn is_image_key(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    [
+        ".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
+    ]
+    .iter()
+    .any(|s| lower.ends_with(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_url_decoded_like_s3_encodes_them() {
+        assert_eq!(
+            decode_key("incoming/my+photo+%C3%A9t%C3%A9.jpg").unwrap(),
+            "incoming/my photo été.jpg"
+        );
+        assert_eq!(decode_key("a%2Bb%2Fc.png").unwrap(), "a+b/c.png");
+        assert_eq!(decode_key("plain.jpg").unwrap(), "plain.jpg");
+        assert!(decode_key("bad%FF%FE.jpg").is_err());
+    }
+
+    #[test]
+    fn image_keys_by_suffix() {
+        assert!(is_image_key("incoming/a.JPG"));
+        assert!(is_image_key("x.webp"));
+        assert!(!is_image_key("incoming/notes.txt"));
+        assert!(!is_image_key("incoming/jpg"));
+    }
+
+    #[test]
+    fn recognizes_s3_events() {
+        let event: serde_json::Value =
+            serde_json::from_str(include_str!("../../events/s3-multi.json")).unwrap();
+        assert!(is_s3_event(&event));
+        let parsed: S3Event = serde_json::from_value(event).unwrap();
+        assert_eq!(parsed.records.len(), 3);
+        assert!(!is_s3_event(&serde_json::json!({"Records": []})));
+        assert!(!is_s3_event(&serde_json::json!({"hello": 1})));
+    }
+}
