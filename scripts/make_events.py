@@ -78,7 +78,7 @@ def small_jpeg() -> bytes:
 def detect_body(jpeg: bytes) -> str:
     body = {
         "images": [{"id": "chelsea", "data": base64.b64encode(jpeg).decode("ascii")}],
-        "options": {"score_threshold": 0.5},
+        "options": {"min_score": 0.5},
     }
     return json.dumps(body, separators=(",", ":"))
 

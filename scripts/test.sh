@@ -15,3 +15,11 @@ cargo test --release --all-targets
 echo "== cfn-lint template.yaml"
 cfn-lint template.yaml
 echo "cfn-lint: no findings"
+
+echo "== integration: cargo lambda watch + local S3 + real clients"
+scripts/integration-test.sh
+
+echo "== cargo lambda build --arm64 (the deployable bootstrap)"
+cargo lambda build --profile dist --arm64 --bin detect-lambda
+bootstrap="target/lambda/detect-lambda/bootstrap"
+echo "bootstrap: $(stat -c %s "$bootstrap") bytes ($(file -b "$bootstrap" 2>/dev/null | cut -d, -f1-2))"

@@ -1,0 +1,50 @@
+# Sourced by scripts that need the function running locally: starts a local S3 server
+# (moto) and the function under `cargo lambda watch` (release build), waits until it answers,
+# and stops both when the calling script exits.
+#
+# Reads/sets: S3_PORT, WATCH_PORT, BUCKET, S3_ENDPOINT_URL, FUNCTION_URL (base URL of the
+# function-URL emulation: $FUNCTION_URL/api/detect).
+
+export S3_PORT="${S3_PORT:-5055}" WATCH_PORT="${WATCH_PORT:-9055}"
+export BUCKET="${BUCKET:-lambda-detect-local}"
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export S3_ENDPOINT_URL="http://127.0.0.1:$S3_PORT"
+export FUNCTION_URL="http://127.0.0.1:$WATCH_PORT/lambda-url/detect-lambda"
+_function_state="target/local-function"
+mkdir -p "$_function_state"
+_watch_pid=""
+
+function_down() {
+  if [[ -n "$_watch_pid" ]]; then
+    kill -- "-$_watch_pid" 2>/dev/null || kill "$_watch_pid" 2>/dev/null || true
+    wait "$_watch_pid" 2>/dev/null || true
+    _watch_pid=""
+  fi
+  S3_PORT="$S3_PORT" scripts/local-s3.sh stop >/dev/null 2>&1 || true
+}
+trap function_down EXIT
+
+function_up() {
+  scripts/fetch-model.sh >/dev/null
+  scripts/local-s3.sh start >/dev/null
+  # Build first, so the watch's first invoke does not spend minutes compiling.
+  cargo build --release --bin detect-lambda
+  local env_vars="S3_ENDPOINT_URL=$S3_ENDPOINT_URL,ALLOWED_BUCKETS=$BUCKET,RESULTS_PREFIX=detections/"
+  env_vars+=",AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test,AWS_REGION=us-east-1,RUST_LOG=info"
+  setsid cargo lambda watch --release --invoke-address 127.0.0.1 --invoke-port "$WATCH_PORT" \
+    --env-vars "$env_vars" >"$_function_state/watch.log" 2>&1 &
+  _watch_pid=$!
+  local health="$FUNCTION_URL/api/health"
+  for _ in $(seq 1 300); do
+    curl -sf --max-time 60 "$health" >/dev/null 2>&1 && return 0
+    if ! kill -0 "$_watch_pid" 2>/dev/null; then
+      cat "$_function_state/watch.log" >&2
+      echo "cargo lambda watch exited (log above)" >&2
+      return 1
+    fi
+    sleep 1
+  done
+  tail -50 "$_function_state/watch.log" >&2
+  echo "the function did not answer $health" >&2
+  return 1
+}
