@@ -5,6 +5,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use crate::timing::ms_since;
+
 use serde::{Deserialize, Serialize};
 
 use crate::inference::Inference;
@@ -95,10 +97,6 @@ pub struct Detector {
     limits: ImageLimits,
     stats: ConversionStats,
     load_timings: LoadTimings,
-}
-
-fn ms_since(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1000.0
 }
 
 impl Detector {
@@ -223,6 +221,11 @@ impl Detector {
     pub fn preprocess(&self, bytes: &[u8]) -> Result<Vec<f32>, preprocess::ImageError> {
         let image = preprocess::decode(bytes, &self.limits)?;
         Ok(preprocess::to_input(&image, &self.input))
+    }
+
+    /// Op kinds of the optimized tract plan and their counts.
+    pub fn plan_op_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        self.inference.op_counts()
     }
 
     /// Inference only, on an input from [`Detector::preprocess`] (for benchmarks).

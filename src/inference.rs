@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use crate::timing::ms_since;
+
 use tract_tflite::prelude::*;
 
 use crate::model::{InputSpec, ModelError};
@@ -23,10 +25,6 @@ pub struct TractLoadTimings {
 pub struct RawOutputs {
     pub encodings: Vec<f32>,
     pub scores: Vec<f32>,
-}
-
-fn ms_since(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1000.0
 }
 
 impl Inference {
@@ -62,6 +60,15 @@ impl Inference {
                 optimize_ms,
             },
         ))
+    }
+
+    /// How many nodes of each op kind the optimized plan has (for profiling notes).
+    pub fn op_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for node in self.plan.model().nodes() {
+            *counts.entry(node.op().name().to_string()).or_insert(0) += 1;
+        }
+        counts
     }
 
     /// Run one image (NHWC float input of the model's size).

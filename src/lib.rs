@@ -15,6 +15,7 @@ pub mod model;
 pub mod postprocess;
 pub mod preprocess;
 pub mod schema;
+pub mod timing;
 
 pub use detector::{DetectOptions, Detector, DetectorConfig};
 pub use model::ModelSource;

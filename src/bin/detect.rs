@@ -307,7 +307,11 @@ fn run_files(args: FilesArgs) -> Result<ExitCode, String> {
 
 fn run_info(args: ModelArgs) -> Result<ExitCode, String> {
     let detector = load_detector(&args)?;
-    let out = serde_json::json!({ "model": detector.info(), "load_ms": detector.load_timings() });
+    let out = serde_json::json!({
+        "model": detector.info(),
+        "load_ms": detector.load_timings(),
+        "tract_plan_ops": detector.plan_op_counts(),
+    });
     println!(
         "{}",
         serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?

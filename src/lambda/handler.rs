@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::timing::ms_since;
+
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -117,10 +119,6 @@ pub struct App {
     config: AppConfig,
     init_ms: f64,
     invoked: AtomicBool,
-}
-
-fn ms_since(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1000.0
 }
 
 impl App {
