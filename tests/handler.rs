@@ -99,11 +99,20 @@ fn s3_references_outside_the_allow_list_fail_per_image() {
     assert_eq!(reply.body["summary"]["failed"], 2);
 }
 
+/// method, path, content type, body, expected status
+type Case = (
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Vec<u8>,
+    u16,
+);
+
 #[test]
 fn errors_have_statuses_and_json_messages() {
     let app = app();
     let rt = rt();
-    let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("GET", "/nowhere", None, vec![], 404),
         ("GET", "/api/detect", None, vec![], 405),
         ("POST", "/api/detect", Some("text/plain"), b"hi".to_vec(), 415),
