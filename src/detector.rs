@@ -110,11 +110,7 @@ impl Detector {
         let convert_ms = ms_since(t);
         // tract asserts on some malformed graphs; a bad model file must be an error, not a crash.
         let (inference, tract) = catch_unwind(AssertUnwindSafe(|| {
-            Inference::load(
-                &converted.float_tflite,
-                &converted.input,
-                config.threads.max(1),
-            )
+            Inference::load(&converted, config.threads.max(1))
         }))
         .map_err(|_| {
             ModelError::Tract("tract panicked while loading the converted graph".into())

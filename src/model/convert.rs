@@ -52,6 +52,9 @@ pub struct ConvertedModel {
     pub params: PostprocessParams,
     /// Number of classes in the score output, background column included.
     pub score_columns: usize,
+    /// Depthwise convolutions (by output tensor name) written without their activation, with
+    /// the clamp it implies, for the inference stage to run as one fused op.
+    pub fused_depthwise: std::collections::HashMap<String, Option<(f32, f32)>>,
     pub stats: ConversionStats,
 }
 
@@ -653,6 +656,7 @@ pub fn convert(bytes: &[u8]) -> Result<ConvertedModel, ModelError> {
 
     let mut codes = Vec::new();
     let mut code_index = std::collections::HashMap::new();
+    let mut fused_depthwise = std::collections::HashMap::new();
     let mut new_ops = Vec::new();
     for op in operators.iter() {
         let (code, _) = op_code(&model, &op)?;
@@ -685,6 +689,22 @@ pub fn convert(bytes: &[u8]) -> Result<ConvertedModel, ModelError> {
                     _ => stats.relu_restored += 1,
                 }
                 act = Some(implied);
+            }
+        }
+        if code == Op::DEPTHWISE_CONV_2D {
+            let constant = |i: usize| {
+                op_inputs
+                    .get(i)
+                    .and_then(|&t| tensors.get(t).ok())
+                    .is_some_and(|t| buffer_data(&t).is_some())
+            };
+            let weights_constant = constant(1) && constant(2);
+            if let Some(clamp) =
+                fusable_depthwise(&op, &op_inputs, &tensors, weights_constant, act)?
+            {
+                let out = tensors.get(outputs[0])?;
+                fused_depthwise.insert(name_of(&out), clamp);
+                act = Some(Act::NONE);
             }
         }
         let (options_type, options) = copy_options(&mut fbb, &op, code, act)?;
@@ -758,7 +778,46 @@ pub fn convert(bytes: &[u8]) -> Result<ConvertedModel, ModelError> {
         params,
         score_columns,
         stats,
+        fused_depthwise,
     })
+}
+
+/// Whether a depthwise op can run as the fused depthwise kernel (multiplier 1, no dilation,
+/// constant kernel and bias, an activation that is a clamp); if so, the clamp.
+fn fusable_depthwise(
+    op: &tflite::Operator,
+    inputs: &[i32],
+    tensors: &Tensors,
+    weights_constant: bool,
+    act: Option<Act>,
+) -> Result<Option<Option<(f32, f32)>>, ModelError> {
+    let Some(o) = op.builtin_options_as_depthwise_conv_2_doptions() else {
+        return Ok(None);
+    };
+    if inputs.len() != 3 || o.dilation_h_factor() != 1 || o.dilation_w_factor() != 1 {
+        return Ok(None);
+    }
+    let input = shape_of(&tensors.get(inputs[0])?)?;
+    let kernel = tensors.get(inputs[1])?;
+    let kernel_shape = shape_of(&kernel)?;
+    if input.len() != 4
+        || kernel_shape.len() != 4
+        || kernel_shape[3] != input[3]
+        || kernel_shape[0] != 1
+    {
+        return Ok(None);
+    }
+    if !weights_constant {
+        return Ok(None);
+    }
+    let clamp = match act.unwrap_or(o.fused_activation_function()) {
+        Act::NONE => None,
+        Act::RELU => Some((0.0, f32::INFINITY)),
+        Act::RELU6 => Some((0.0, 6.0)),
+        Act::RELU_N1_TO_1 => Some((-1.0, 1.0)),
+        _ => return Ok(None),
+    };
+    Ok(Some(clamp))
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {

@@ -1,12 +1,16 @@
 //! Stage 3: run the converted float graph with tract.
 
+mod depthwise;
+
 use std::time::Instant;
 
 use crate::timing::ms_since;
 
-use tract_tflite::prelude::*;
+use tract_tflite::internal::*;
 
-use crate::model::{InputSpec, ModelError};
+use crate::model::{ConvertedModel, ModelError};
+use depthwise::FusedDepthwise;
+use tract_tflite::internal::tract_core::ops::cnn::{Conv, PaddingSpec};
 
 /// An optimized tract plan for the float graph; `Send + Sync`, shared by all threads.
 pub struct Inference {
@@ -30,15 +34,16 @@ pub struct RawOutputs {
 impl Inference {
     /// Load and optimize. `threads` > 1 lets tract split matrix products over a thread pool.
     pub fn load(
-        float_tflite: &[u8],
-        input: &InputSpec,
+        converted: &ConvertedModel,
         threads: usize,
     ) -> Result<(Self, TractLoadTimings), ModelError> {
         let tract_err = |stage: &str, e: TractError| ModelError::Tract(format!("{stage}: {e:?}"));
         let t = Instant::now();
-        let model = tract_tflite::tflite()
-            .model_for_read(&mut &float_tflite[..])
+        let mut model = tract_tflite::tflite()
+            .model_for_read(&mut &converted.float_tflite[..])
             .map_err(|e| tract_err("reading", e))?;
+        fuse_depthwise(&mut model, &converted.fused_depthwise)
+            .map_err(|e| tract_err("fusing depthwise", e))?;
         let load_ms = ms_since(t);
         let t = Instant::now();
         let model = model
@@ -52,6 +57,7 @@ impl Inference {
             .into_runnable_with_options(&options)
             .map_err(|e| tract_err("planning", e))?;
         let optimize_ms = ms_since(t);
+        let input = &converted.input;
         let input_shape = [1, input.height, input.width, input.channels];
         Ok((
             Inference { plan, input_shape },
@@ -90,4 +96,61 @@ impl Inference {
             scores: take(1)?,
         })
     }
+}
+
+/// Replace each depthwise `Conv` the conversion marked with one [`FusedDepthwise`] op.
+fn fuse_depthwise(
+    model: &mut TypedModel,
+    marked: &std::collections::HashMap<String, Option<(f32, f32)>>,
+) -> TractResult<()> {
+    for (name, &clamp) in marked {
+        let node = model.node_by_name(name)?.clone();
+        let conv = node
+            .op_as::<Conv>()
+            .with_context(|| format!("{name} is not a convolution"))?;
+        let input = model
+            .outlet_fact(node.inputs[0])?
+            .shape
+            .as_concrete()
+            .map(|s| s.to_vec());
+        let Some(input) = input.filter(|s| s.len() == 4) else {
+            bail!("{name}: input shape is not concrete NHWC")
+        };
+        let konst = |i: usize| -> TractResult<Vec<f32>> {
+            let fact = model.outlet_fact(node.inputs[i])?;
+            let k = fact
+                .konst
+                .as_ref()
+                .with_context(|| format!("{name}: input {i} is not constant"))?;
+            Ok(k.try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
+        };
+        let (kernel, bias) = (konst(1)?, konst(2)?);
+        let ks = &conv.pool_spec.kernel_shape;
+        let channels = input[3];
+        ensure!(
+            ks.len() == 2 && kernel.len() == ks[0] * ks[1] * channels && bias.len() == channels
+        );
+        let strides = conv.pool_spec.strides();
+        let same = match conv.pool_spec.padding {
+            PaddingSpec::SameUpper => true,
+            PaddingSpec::Valid => false,
+            ref other => bail!("{name}: padding {other:?}"),
+        };
+        let (oh, pt) = FusedDepthwise::geometry(input[1], ks[0], strides[0], same);
+        let (ow, pl) = FusedDepthwise::geometry(input[2], ks[1], strides[1], same);
+        let op = FusedDepthwise {
+            in_hw: (input[1], input[2]),
+            out_hw: (oh, ow),
+            channels,
+            kernel_hw: (ks[0], ks[1]),
+            stride: (strides[0], strides[1]),
+            pad_before: (pt, pl),
+            kernel: Arc::new(kernel),
+            bias: Arc::new(bias),
+            clamp,
+        };
+        let patch = TypedModelPatch::replace_single_op(model, &node, &[node.inputs[0]], op)?;
+        patch.apply(model)?;
+    }
+    Ok(())
 }
