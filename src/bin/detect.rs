@@ -44,6 +44,9 @@ struct BenchArgs {
     /// Print one JSON object (same keys as scripts/litert_bench.py).
     #[arg(long)]
     json: bool,
+    /// Also measure throughput with this many images in flight on as many threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    jobs: u16,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -377,6 +380,22 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
     }
     times.sort_by(f64::total_cmp);
     pipeline.sort_by(f64::total_cmp);
+    // Throughput: `jobs` threads each run every input `repeat` times, all at once.
+    let jobs = args.jobs as usize;
+    let t = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                for _ in 0..args.repeat.max(1) {
+                    for input in &inputs {
+                        let _ = detector.infer(input.clone());
+                    }
+                }
+            });
+        }
+    });
+    let parallel_images_per_s =
+        (jobs * args.repeat.max(1) * inputs.len()) as f64 / t.elapsed().as_secs_f64();
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     let median = percentile(&times, 50.0);
     let out = serde_json::json!({
@@ -387,6 +406,8 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
         "p90_ms": percentile(&times, 90.0),
         "images_per_s": 1000.0 / mean,
         "pipeline_median_ms": percentile(&pipeline, 50.0),
+        "jobs": jobs,
+        "parallel_images_per_s": parallel_images_per_s,
         "images": inputs.len(),
         "runs": times.len(),
         "load_ms": detector.load_timings().total_ms,
@@ -395,7 +416,7 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
         println!("{out}");
     } else {
         println!(
-            "tract, {} thread(s): inference median {median:.2} ms, mean {mean:.2} ms, p90 {:.2} ms ({:.1} images/s); whole pipeline median {:.2} ms; {} images x {} passes; model load {:.0} ms",
+            "tract, {} thread(s): inference median {median:.2} ms, mean {mean:.2} ms, p90 {:.2} ms ({:.1} images/s); whole pipeline median {:.2} ms; {} images x {} passes; {jobs} parallel job(s): {parallel_images_per_s:.1} images/s; model load {:.0} ms",
             args.model.threads,
             percentile(&times, 90.0),
             1000.0 / mean,
