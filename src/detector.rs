@@ -106,11 +106,12 @@ impl Detector {
         let files = source.read()?;
         let read_ms = ms_since(start);
         let t = Instant::now();
-        let converted = convert(&files.bytes)?;
+        let mut converted = convert(&files.bytes)?;
+        let float_tflite = std::mem::take(&mut converted.float_tflite);
         let convert_ms = ms_since(t);
         // tract asserts on some malformed graphs; a bad model file must be an error, not a crash.
         let (inference, tract) = catch_unwind(AssertUnwindSafe(|| {
-            Inference::load(&converted, config.threads.max(1))
+            Inference::load(float_tflite, &converted, config.threads.max(1))
         }))
         .map_err(|_| {
             ModelError::Tract("tract panicked while loading the converted graph".into())

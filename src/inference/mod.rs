@@ -33,15 +33,23 @@ pub struct RawOutputs {
 
 impl Inference {
     /// Load and optimize. `threads` > 1 lets tract split matrix products over a thread pool.
+    /// Takes the float model's bytes by value so they are freed as soon as tract has copied them.
     pub fn load(
+        float_tflite: Vec<u8>,
         converted: &ConvertedModel,
         threads: usize,
     ) -> Result<(Self, TractLoadTimings), ModelError> {
         let tract_err = |stage: &str, e: TractError| ModelError::Tract(format!("{stage}: {e:?}"));
         let t = Instant::now();
-        let mut model = tract_tflite::tflite()
-            .model_for_read(&mut &converted.float_tflite[..])
+        let tflite = tract_tflite::tflite();
+        let proto = tflite
+            .proto_model_for_read(&mut &float_tflite[..])
             .map_err(|e| tract_err("reading", e))?;
+        drop(float_tflite);
+        let mut model = tflite
+            .model_for_proto_model(&proto)
+            .map_err(|e| tract_err("reading", e))?;
+        drop(proto);
         fuse_depthwise(&mut model, &converted.fused_depthwise)
             .map_err(|e| tract_err("fusing depthwise", e))?;
         let load_ms = ms_since(t);

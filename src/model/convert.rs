@@ -215,8 +215,20 @@ fn dequantize(t: &tflite::Tensor, data: &[u8], q: &Quant) -> Result<Vec<f32>, Mo
             count * size.max(1)
         )));
     }
-    let raw = raw_values(t, data)?;
     let channels = q.scales.len();
+    // The common case, 8-bit per-tensor: a 256-entry table instead of arithmetic per element.
+    if channels == 1 && matches!(t.type_(), TensorType::UINT8 | TensorType::INT8) {
+        let signed = t.type_() == TensorType::INT8;
+        let (s, z) = (q.scales[0] as f64, q.zero_points[0] as f64);
+        let table: Vec<f32> = (0..=255u8)
+            .map(|b| {
+                let v = if signed { b as i8 as f64 } else { b as f64 };
+                (s * (v - z)) as f32
+            })
+            .collect();
+        return Ok(data.iter().map(|&b| table[b as usize]).collect());
+    }
+    let raw = raw_values(t, data)?;
     if channels == 1 {
         let (s, z) = (q.scales[0] as f64, q.zero_points[0] as f64);
         return Ok(raw.iter().map(|&v| (s * (v - z)) as f32).collect());
@@ -772,7 +784,12 @@ pub fn convert(bytes: &[u8]) -> Result<ConvertedModel, ModelError> {
     tflite::finish_model_buffer(&mut fbb, root);
 
     Ok(ConvertedModel {
-        float_tflite: fbb.finished_data().to_vec(),
+        float_tflite: {
+            // Take the builder's buffer rather than copying it: the float model is ~24 MB.
+            let (mut buffer, start) = fbb.collapse();
+            buffer.drain(..start);
+            buffer
+        },
         input,
         anchors,
         params,
@@ -821,5 +838,9 @@ fn fusable_depthwise(
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    let mut out = Vec::with_capacity(values.len() * 4);
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
 }
