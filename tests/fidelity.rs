@@ -118,3 +118,42 @@ fn detections_match_litert_on_every_fixture() {
         "only {matched} reference detections were checked"
     );
 }
+
+/// A large photo takes the two-step resize (block average, then bilinear): its detections must
+/// match those of the same photo at its original size.
+#[test]
+fn large_photos_detect_like_their_originals() {
+    let detector = Detector::load(&ModelSource::Default, &DetectorConfig::default()).unwrap();
+    let options = detector.resolve_options(&DetectOptions::default()).unwrap();
+    for name in ["coffee.jpg", "chelsea.jpg"] {
+        let bytes = std::fs::read(fixture_dir().join("images").join(name)).unwrap();
+        let original = detector.detect(name, &bytes, &options);
+        let img = image::load_from_memory(&bytes).unwrap();
+        let big = img.resize_exact(
+            img.width() * 7,
+            img.height() * 7,
+            image::imageops::FilterType::Triangle,
+        );
+        let mut encoded = std::io::Cursor::new(Vec::new());
+        big.write_to(&mut encoded, image::ImageFormat::Png).unwrap();
+        let large = detector.detect(name, encoded.get_ref(), &options);
+        assert_eq!(large.width, Some(img.width() * 7));
+        let top =
+            |r: &lambda_detect::ImageResult| r.detections.first().cloned().expect("a detection");
+        let (a, b) = (top(&original), top(&large));
+        assert_eq!(a.class_id, b.class_id, "{name}");
+        assert!(
+            (a.score - b.score).abs() <= 0.05,
+            "{name}: {} vs {}",
+            a.score,
+            b.score
+        );
+        let bx = |d: &lambda_detect::schema::Detection| BoxN {
+            ymin: d.bbox.ymin,
+            xmin: d.bbox.xmin,
+            ymax: d.bbox.ymax,
+            xmax: d.bbox.xmax,
+        };
+        assert!(iou(&bx(&a), &bx(&b)) >= 0.9, "{name}");
+    }
+}
