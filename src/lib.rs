@@ -7,6 +7,7 @@
 
 pub mod annotate;
 pub mod detector;
+pub mod eval;
 pub mod inference;
 pub mod labels;
 #[cfg(feature = "lambda")]

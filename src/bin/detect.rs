@@ -28,6 +28,94 @@ enum Command {
     Info(ModelArgs),
     /// Time inference (and the whole pipeline) on images, in-process.
     Bench(BenchArgs),
+    /// Write a deterministic image collection (the seed's SMALL / MEDIUM / BIG).
+    Dataset(DatasetArgs),
+    /// Send a collection to the function over HTTP and record one row per image.
+    Send(SendArgs),
+    /// Run a collection in-process (no HTTP) and record rows like `send` (the local baseline).
+    Local(LocalArgs),
+}
+
+#[derive(Args)]
+struct DatasetArgs {
+    /// small (296 images), medium (2070) or big (4913).
+    #[arg(long, default_value = "small")]
+    preset: String,
+    /// Directory to write into (created).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Images to write instead of the preset's count (the first N of the preset's collection).
+    #[arg(long)]
+    count: Option<usize>,
+    /// Threads encoding images (the bytes do not depend on it).
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+}
+
+#[derive(Args)]
+struct OutputArgs {
+    /// Write the rows as CSV.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Write the summary and rows as JSON.
+    #[arg(long = "json-out", value_name = "FILE")]
+    json_out: Option<PathBuf>,
+    /// Location label for the rows (e.g. "local watch", "emulated 10 Mbit/s + 60 ms").
+    #[arg(long)]
+    label: Option<String>,
+    /// Dataset label for the rows (default: the directory's name).
+    #[arg(long)]
+    dataset: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EncodingArg {
+    Json,
+    Binary,
+    Multipart,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// The detect URL: http://127.0.0.1:PORT/lambda-url/detect-lambda/api/detect for
+    /// `cargo lambda watch`, or a deployed API's URL + /api/detect.
+    #[arg(long)]
+    endpoint: String,
+    /// Images per request (json and multipart; binary sends one).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    #[arg(long, value_enum, default_value = "binary")]
+    encoding: EncodingArg,
+    /// Extra request header, `Name: value` (repeatable; e.g. authorization).
+    #[arg(long = "header", value_name = "'K: V'")]
+    headers: Vec<String>,
+    /// Seconds before one request is given up.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// The collection (a directory or files).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct LocalArgs {
+    #[command(flatten)]
+    output: OutputArgs,
+    /// Images run untimed first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The collection (a directory or files).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -47,6 +135,10 @@ struct BenchArgs {
     /// Also measure throughput with this many images in flight on as many threads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     jobs: u16,
+    /// Instead of timing passes, run the collection once and write rows like `detect send`
+    /// (CSV; the local baseline, location "in-process").
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -332,6 +424,19 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 }
 
 fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
+    if let Some(out) = args.out.clone() {
+        return run_local(LocalArgs {
+            output: OutputArgs {
+                out: Some(out),
+                json_out: None,
+                label: None,
+                dataset: None,
+            },
+            warmup: args.warmup,
+            model: args.model,
+            paths: args.paths,
+        });
+    }
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -429,12 +534,168 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} {what} {{elapsed}} (eta {{eta}})"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn run_dataset(args: DatasetArgs) -> Result<ExitCode, String> {
+    use lambda_detect::eval::dataset::{generate, Preset};
+    let preset = Preset::parse(&args.preset)
+        .ok_or_else(|| format!("unknown preset {:?} (small, medium, big)", args.preset))?;
+    let count = args.count.unwrap_or(preset.count());
+    let bar = progress_bar(count, "images");
+    let variants = generate(&args.out, args.seed, count, args.jobs, &|| bar.inc(1))
+        .map_err(|e| format!("{}: {e}", args.out.display()))?;
+    bar.finish_and_clear();
+    let sizes: Vec<usize> = variants.iter().map(|v| v.bytes).collect();
+    let total: usize = sizes.iter().sum();
+    eprintln!(
+        "{count} images ({} preset, seed {}) in {}: {:.1} MB, {:.1}–{:.1} KB, mean {:.1} KB",
+        preset.name(),
+        args.seed,
+        args.out.display(),
+        total as f64 / 1e6,
+        sizes.iter().min().copied().unwrap_or(0) as f64 / 1e3,
+        sizes.iter().max().copied().unwrap_or(0) as f64 / 1e3,
+        total as f64 / count.max(1) as f64 / 1e3
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The collection as (id, path): ids relative to the directory given.
+fn collection(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        let (files, _) = collect_images(std::slice::from_ref(p))?;
+        for f in files {
+            let id = if p.is_dir() {
+                lambda_detect::eval::client::image_id(p, &f)
+            } else {
+                f.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            out.push((id, f));
+        }
+    }
+    if out.is_empty() {
+        return Err("no images found".into());
+    }
+    Ok(out)
+}
+
+fn dataset_label(output: &OutputArgs, paths: &[PathBuf]) -> String {
+    output.dataset.clone().unwrap_or_else(|| {
+        paths
+            .first()
+            .and_then(|p| p.canonicalize().ok())
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "images".into())
+    })
+}
+
+fn write_rows(output: &OutputArgs, rows: &[lambda_detect::eval::rows::Row]) -> Result<(), String> {
+    use lambda_detect::eval::rows::{summarize, write_csv, write_json};
+    if let Some(p) = &output.out {
+        write_csv(p, rows).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    if let Some(p) = &output.json_out {
+        write_json(p, rows).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    for s in summarize(rows) {
+        eprintln!(
+            "{} / {}: {} images ({} ok), mean per image: inference {:.1} ms, upload {:.1} ms, total {:.1} ms; p50 {:.1} p90 {:.1} p99 {:.1} ms; {:.1} images/s",
+            s.dataset, s.location, s.images, s.succeeded, s.mean_inference_ms, s.mean_upload_ms,
+            s.mean_total_ms, s.p50_ms, s.p90_ms, s.p99_ms, s.images_per_s
+        );
+    }
+    Ok(())
+}
+
+fn run_send(args: SendArgs) -> Result<ExitCode, String> {
+    use lambda_detect::eval::client::{send_collection, Encoding, SendConfig};
+    let files = collection(&args.paths)?;
+    let headers = args
+        .headers
+        .iter()
+        .map(|h| {
+            h.split_once(':')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("--header {h:?}: expected 'Name: value'"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let cfg = SendConfig {
+        endpoint: args.endpoint.clone(),
+        batch: args.batch.max(1),
+        concurrency: args.concurrency.max(1),
+        encoding: match args.encoding {
+            EncodingArg::Json => Encoding::Json,
+            EncodingArg::Binary => Encoding::Binary,
+            EncodingArg::Multipart => Encoding::Multipart,
+        },
+        headers,
+        dataset: dataset_label(&args.output, &args.paths),
+        location: args.output.label.clone().unwrap_or_else(|| "remote".into()),
+        timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+    };
+    let bar = progress_bar(files.len(), "images sent");
+    let rows = send_collection(&files, &cfg, &|n| bar.inc(n))?;
+    bar.finish_and_clear();
+    write_rows(&args.output, &rows)?;
+    let failed = rows.iter().filter(|r| !r.ok()).count();
+    Ok(if failed == rows.len() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_local(args: LocalArgs) -> Result<ExitCode, String> {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/images"
+        ))]
+    } else {
+        args.paths.clone()
+    };
+    let files = collection(&paths)?;
+    let detector = load_detector(&args.model)?;
+    let bar = progress_bar(files.len(), "images");
+    let location = args
+        .output
+        .label
+        .clone()
+        .unwrap_or_else(|| "in-process".into());
+    let rows = lambda_detect::eval::local::run_local(
+        &detector,
+        &files,
+        &dataset_label(&args.output, &paths),
+        &location,
+        args.warmup,
+        &|n| bar.inc(n),
+    )?;
+    bar.finish_and_clear();
+    write_rows(&args.output, &rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Files(args) => run_files(args),
         Command::Info(args) => run_info(args),
         Command::Bench(args) => run_bench(args),
+        Command::Dataset(args) => run_dataset(args),
+        Command::Send(args) => run_send(args),
+        Command::Local(args) => run_local(args),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e}");

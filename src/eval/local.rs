@@ -1,0 +1,54 @@
+//! The local baseline: the same collection run in this process (no HTTP), as [`Row`]s with
+//! upload 0 and location "in-process".
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::rows::Row;
+use crate::detector::{DetectOptions, Detector};
+use crate::timing::ms_since;
+
+/// Detect in every file, one at a time. `rtt_ms` is the whole pipeline as the caller sees it
+/// (read bytes excluded, decode → postprocess included). `warmup` images are run untimed first.
+pub fn run_local(
+    detector: &Detector,
+    files: &[(String, PathBuf)],
+    dataset: &str,
+    location: &str,
+    warmup: usize,
+    progress: &dyn Fn(u64),
+) -> Result<Vec<Row>, String> {
+    let options = detector
+        .resolve_options(&DetectOptions::default())
+        .map_err(|e| e.to_string())?;
+    for (id, path) in files.iter().take(warmup) {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        detector.detect(id, &bytes, &options);
+    }
+    let mut rows = Vec::with_capacity(files.len());
+    let start = Instant::now();
+    for (id, path) in files {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let t = Instant::now();
+        let r = detector.detect(id, &bytes, &options);
+        let rtt = ms_since(t);
+        rows.push(Row {
+            dataset: dataset.into(),
+            location: location.into(),
+            id: id.clone(),
+            bytes: bytes.len() as u64,
+            upload_ms: 0.0,
+            rtt_ms: rtt,
+            inference_ms: r.timings_ms.inference,
+            server_total_ms: r.timings_ms.total,
+            status: r.status,
+            detections: r.detections.len() as u32,
+            cold_start: false,
+            ran: "local".into(),
+            reason: "fixed".into(),
+            done_at_ms: ms_since(start),
+        });
+        progress(1);
+    }
+    Ok(rows)
+}

@@ -1,0 +1,9 @@
+//! The offload evaluation (issue 4): is it worth running detection in the cloud rather than
+//! here? Datasets ([`dataset`]), measurements in one row format ([`rows`]) taken in-process
+//! ([`local`]) or over HTTP ([`client`], optionally through the throttling [`proxy`]), a
+//! time and cost model ([`model`]) and the report ([`report`], [`svg`]).
+
+pub mod client;
+pub mod dataset;
+pub mod local;
+pub mod rows;
