@@ -34,6 +34,30 @@ enum Command {
     Send(SendArgs),
     /// Run a collection in-process (no HTTP) and record rows like `send` (the local baseline).
     Local(LocalArgs),
+    /// A throttling TCP proxy: an emulated link (bandwidth + delay) in front of a local endpoint.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Args)]
+struct ProxyArgs {
+    /// Address to listen on, e.g. 127.0.0.1:9100.
+    #[arg(long)]
+    listen: std::net::SocketAddr,
+    /// Where to forward, e.g. 127.0.0.1:9000.
+    #[arg(long)]
+    target: std::net::SocketAddr,
+    /// Link rate in Mbit/s, each direction (0 = unlimited).
+    #[arg(long, default_value_t = 0.0)]
+    bandwidth_mbit: f64,
+    /// Added round-trip time in ms.
+    #[arg(long, default_value_t = 0.0)]
+    delay_ms: f64,
+    /// Stop accepting after this many connections.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
+    /// Exit after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
 }
 
 #[derive(Args)]
@@ -687,6 +711,24 @@ fn run_local(args: LocalArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn run_proxy(args: ProxyArgs) -> Result<ExitCode, String> {
+    let cfg = lambda_detect::eval::proxy::ProxyConfig {
+        listen: args.listen,
+        target: args.target,
+        bandwidth_mbit: args.bandwidth_mbit,
+        delay_ms: args.delay_ms,
+        max_connections: args.max_connections.max(1),
+        timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+    };
+    eprintln!(
+        "proxy {} -> {}: {} Mbit/s, +{} ms round trip (emulated link), up to {} connections, {} s",
+        cfg.listen, cfg.target, cfg.bandwidth_mbit, cfg.delay_ms, cfg.max_connections, args.timeout
+    );
+    let n = lambda_detect::eval::proxy::run(&cfg).map_err(|e| format!("proxy: {e}"))?;
+    eprintln!("proxy done after {n} connection(s)");
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -696,6 +738,7 @@ fn main() -> ExitCode {
         Command::Dataset(args) => run_dataset(args),
         Command::Send(args) => run_send(args),
         Command::Local(args) => run_local(args),
+        Command::Proxy(args) => run_proxy(args),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e}");

@@ -6,4 +6,6 @@
 pub mod client;
 pub mod dataset;
 pub mod local;
+pub mod model;
+pub mod proxy;
 pub mod rows;
