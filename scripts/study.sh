@@ -35,6 +35,8 @@ results="$work/results-$preset${count:+-$count}"
 rm -rf "$results"
 mkdir -p "$results" "$out"
 
+# Non-incremental: a stale incremental cache once made the release link fail here.
+export CARGO_INCREMENTAL=0
 cargo build --release --bin detect --bin detect-lambda
 detect=target/release/detect
 
@@ -45,6 +47,10 @@ $detect dataset --preset "$preset" --seed "$seed" --out "$data" ${count:+--count
 echo "== in-process" >&2
 $detect local --dataset "$preset" --label "in-process" --out "$results/1-in-process.csv" "$data"
 
+# The watch must not rebuild and restart the function when files change during the study
+# (other work in the tree, or the report being written): an ignore file matching everything.
+printf '*\n' >"$work/cargolambdaignore"
+export CARGO_LAMBDA_IGNORE_FILE="$PWD/$work/cargolambdaignore"
 source scripts/lib/function-up.sh
 function_up
 path="/lambda-url/detect-lambda/api/detect"

@@ -36,6 +36,45 @@ enum Command {
     Local(LocalArgs),
     /// A throttling TCP proxy: an emulated link (bandwidth + delay) in front of a local endpoint.
     Proxy(ProxyArgs),
+    /// Markdown report + SVG charts from result files (CSV or JSON of send/local/bench --out).
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Result files (CSV or JSON).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Directory for README.md and the SVGs (created).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Machine description for the header (e.g. "2 cores, AMD EPYC").
+    #[arg(long)]
+    machine: Option<String>,
+    /// Date for the header.
+    #[arg(long)]
+    date: Option<String>,
+    /// Penalty of a cold start, ms, when the rows contain none to measure.
+    #[arg(long, default_value_t = 150.0)]
+    cold_start_ms: f64,
+    /// USD per GB-s, Lambda arm64.
+    #[arg(long)]
+    price_gb_s_arm64: Option<f64>,
+    /// USD per GB-s, Lambda x86_64.
+    #[arg(long)]
+    price_gb_s_x86_64: Option<f64>,
+    /// USD per million Lambda requests.
+    #[arg(long)]
+    price_lambda_requests: Option<f64>,
+    /// USD per million HTTP API requests.
+    #[arg(long)]
+    price_http_api_requests: Option<f64>,
+    /// USD per image, Rekognition DetectLabels.
+    #[arg(long)]
+    price_rekognition: Option<f64>,
+    /// USD per hour of the local machine.
+    #[arg(long)]
+    price_local_hour: Option<f64>,
 }
 
 #[derive(Args)]
@@ -119,7 +158,7 @@ struct SendArgs {
     #[arg(long = "header", value_name = "'K: V'")]
     headers: Vec<String>,
     /// Seconds before one request is given up.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 60)]
     timeout: u64,
     #[command(flatten)]
     output: OutputArgs,
@@ -729,6 +768,52 @@ fn run_proxy(args: ProxyArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn run_report(args: ReportArgs) -> Result<ExitCode, String> {
+    use lambda_detect::eval::{model::Prices, report, rows};
+    let mut all = Vec::new();
+    for f in &args.files {
+        all.extend(rows::read_rows(f)?);
+    }
+    if all.is_empty() {
+        return Err("no rows in the given files".into());
+    }
+    let d = Prices::default();
+    let opts = report::ReportOptions {
+        machine: args.machine,
+        date: args.date,
+        prices: Prices {
+            lambda_gb_s_arm64: args.price_gb_s_arm64.unwrap_or(d.lambda_gb_s_arm64),
+            lambda_gb_s_x86_64: args.price_gb_s_x86_64.unwrap_or(d.lambda_gb_s_x86_64),
+            lambda_per_million_requests: args
+                .price_lambda_requests
+                .unwrap_or(d.lambda_per_million_requests),
+            http_api_per_million_requests: args
+                .price_http_api_requests
+                .unwrap_or(d.http_api_per_million_requests),
+            rekognition_per_image: args.price_rekognition.unwrap_or(d.rekognition_per_image),
+            local_per_hour: args.price_local_hour.unwrap_or(d.local_per_hour),
+        },
+        cold_start_ms: args.cold_start_ms,
+        inputs: args
+            .files
+            .iter()
+            .map(|f| {
+                f.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect(),
+    };
+    report::write_report(&all, &args.out, &opts)
+        .map_err(|e| format!("{}: {e}", args.out.display()))?;
+    eprintln!(
+        "report: {} ({} rows)",
+        args.out.join("README.md").display(),
+        all.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -739,6 +824,7 @@ fn main() -> ExitCode {
         Command::Send(args) => run_send(args),
         Command::Local(args) => run_local(args),
         Command::Proxy(args) => run_proxy(args),
+        Command::Report(args) => run_report(args),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e}");

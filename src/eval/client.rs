@@ -277,17 +277,25 @@ pub fn send_collection(
                     .iter()
                     .map(|(id, b)| (id.clone(), b.len() as u64))
                     .collect();
-                match exchange(&agent, &url, &ct, &cfg.headers, &body) {
-                    Ok(ex) => {
-                        let r = rows_from_exchange(cfg, &sizes, &ex, ms_since(start));
-                        rows.lock().unwrap().push((i, r));
-                        progress(sizes.len() as u64);
+                // A transport failure (connection refused or reset, timeout) is retried once;
+                // if it fails again the images get status 0 and the run goes on.
+                let ex = exchange(&agent, &url, &ct, &cfg.headers, &body).or_else(|e| {
+                    eprintln!("warning: {e}; retrying once");
+                    std::thread::sleep(Duration::from_secs(1));
+                    exchange(&agent, &url, &ct, &cfg.headers, &body)
+                });
+                let ex = ex.unwrap_or_else(|e| {
+                    eprintln!("warning: {e}; images recorded with status 0");
+                    Exchange {
+                        status: 0,
+                        body: String::new(),
+                        headers_ms: 0.0,
+                        rtt_ms: 0.0,
                     }
-                    Err(e) => {
-                        *failure.lock().unwrap() = Some(e);
-                        return;
-                    }
-                }
+                });
+                let r = rows_from_exchange(cfg, &sizes, &ex, ms_since(start));
+                rows.lock().unwrap().push((i, r));
+                progress(sizes.len() as u64);
             });
         }
     });

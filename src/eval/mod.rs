@@ -8,4 +8,6 @@ pub mod dataset;
 pub mod local;
 pub mod model;
 pub mod proxy;
+pub mod report;
 pub mod rows;
+pub mod svg;

@@ -1,0 +1,875 @@
+//! `detect report`: Markdown + SVG from result rows. Every number and every sentence that
+//! states a conclusion is computed from the rows and the model; nothing is written in advance.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use super::model::{
+    lambda_compute_ms, lambda_cost_per_1000, local_cost_per_1000, rekognition_cost_per_1000,
+    transfer_ms, Arch, Prices, Scenario, MEMORY_SIZES_MB,
+};
+use super::rows::{summarize, Row, Summary};
+use super::svg::{Axis, Chart, PALETTE};
+
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    pub machine: Option<String>,
+    pub date: Option<String>,
+    pub prices: Prices,
+    /// Penalty of one cold start (ms) when the rows show none to measure it from.
+    pub cold_start_ms: f64,
+    /// Input files, named in the report.
+    pub inputs: Vec<String>,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            machine: None,
+            date: None,
+            prices: Prices::default(),
+            cold_start_ms: 150.0,
+            inputs: Vec::new(),
+        }
+    }
+}
+
+/// (Mbit/s, added round trip ms) from a location label such as "emulated 10 Mbit/s + 60 ms".
+pub fn link_of(location: &str) -> Option<(f64, f64)> {
+    let t: Vec<&str> = location.split_whitespace().collect();
+    let mbit = t
+        .iter()
+        .position(|w| w.starts_with("Mbit"))
+        .and_then(|i| i.checked_sub(1))
+        .and_then(|i| t[i].parse::<f64>().ok())?;
+    let delay = t
+        .iter()
+        .position(|w| *w == "+")
+        .and_then(|i| t.get(i + 1))
+        .and_then(|w| w.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    Some((mbit, delay))
+}
+
+fn is_local(s: &Summary) -> bool {
+    s.ran_remote == 0
+}
+
+fn f2(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}")
+    } else {
+        "-".into()
+    }
+}
+
+/// The columns of the per dataset × location table, in order (the test parses them back).
+pub const TABLE_COLUMNS: [&str; 14] = [
+    "dataset",
+    "location",
+    "images",
+    "ok",
+    "mean KB",
+    "inference ms",
+    "upload ms",
+    "server total ms",
+    "total ms",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "images/s",
+    "cold starts",
+];
+
+fn table_row(s: &Summary) -> Vec<String> {
+    vec![
+        s.dataset.clone(),
+        s.location.clone(),
+        s.images.to_string(),
+        s.succeeded.to_string(),
+        f2(s.mean_bytes / 1000.0),
+        f2(s.mean_inference_ms),
+        f2(s.mean_upload_ms),
+        f2(s.mean_server_total_ms),
+        f2(s.mean_total_ms),
+        f2(s.p50_ms),
+        f2(s.p90_ms),
+        f2(s.p99_ms),
+        f2(s.images_per_s),
+        s.cold_starts.to_string(),
+    ]
+}
+
+/// The model's inputs for one dataset, from its summaries.
+#[derive(Clone, Debug)]
+pub struct Fitted {
+    pub dataset: String,
+    /// In-process time per image.
+    pub local_ms: f64,
+    pub local_images_per_s: f64,
+    /// Mean server-side time per image (the function's own total).
+    pub remote_compute_ms: f64,
+    /// Round trip minus server time with no emulated link (HTTP, the emulator, JSON).
+    pub overhead_ms: f64,
+    pub payload_bytes: f64,
+    pub cold_start_rate: f64,
+    pub cold_start_ms: f64,
+    /// Where the remote figures came from.
+    pub remote_from: String,
+}
+
+impl Fitted {
+    pub fn scenario(&self, mbit: f64, added_rtt_ms: f64) -> Scenario {
+        Scenario {
+            local_ms: self.local_ms,
+            remote_compute_ms: self.remote_compute_ms,
+            payload_bytes: self.payload_bytes,
+            uplink_mbit: mbit,
+            rtt_ms: self.overhead_ms + added_rtt_ms,
+            cold_start_rate: self.cold_start_rate,
+            cold_start_ms: self.cold_start_ms,
+        }
+    }
+}
+
+/// Fit the model for a dataset: local from the in-process rows, remote compute and overhead
+/// from the remote location without an emulated link (else the first remote one).
+pub fn fit(dataset: &str, sums: &[Summary], rows: &[Row], opts: &ReportOptions) -> Option<Fitted> {
+    let mine: Vec<&Summary> = sums.iter().filter(|s| s.dataset == dataset).collect();
+    let local = mine.iter().find(|s| is_local(s))?;
+    let remotes: Vec<&&Summary> = mine.iter().filter(|s| !is_local(s)).collect();
+    let remote = remotes
+        .iter()
+        .find(|s| link_of(&s.location).is_none())
+        .or_else(|| remotes.first())?;
+    let (_, delay) = link_of(&remote.location).unwrap_or((0.0, 0.0));
+    let remote_rows: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.dataset == dataset && r.ran == "remote" && r.ok())
+        .collect();
+    let cold: Vec<&&Row> = remote_rows.iter().filter(|r| r.cold_start).collect();
+    let cold_start_rate = cold.len() as f64 / remote_rows.len().max(1) as f64;
+    let cold_start_ms = if cold.is_empty() {
+        opts.cold_start_ms
+    } else {
+        let warm: Vec<f64> = remote_rows
+            .iter()
+            .filter(|r| !r.cold_start && r.location == cold[0].location)
+            .map(|r| r.rtt_ms)
+            .collect();
+        let warm_mean = warm.iter().sum::<f64>() / warm.len().max(1) as f64;
+        (cold.iter().map(|r| r.rtt_ms).sum::<f64>() / cold.len() as f64 - warm_mean).max(0.0)
+    };
+    Some(Fitted {
+        dataset: dataset.into(),
+        local_ms: local.mean_total_ms,
+        local_images_per_s: local.images_per_s,
+        remote_compute_ms: remote.mean_server_total_ms,
+        overhead_ms: (remote.mean_total_ms - remote.mean_server_total_ms - delay).max(0.0),
+        payload_bytes: remote.mean_bytes,
+        cold_start_rate,
+        cold_start_ms,
+        remote_from: remote.location.clone(),
+    })
+}
+
+fn log_space(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|i| (lo.ln() + (hi.ln() - lo.ln()) * i as f64 / (n - 1) as f64).exp())
+        .collect()
+}
+
+fn bars_svg(sums: &[Summary]) -> String {
+    let max = sums
+        .iter()
+        .map(|s| s.mean_total_ms)
+        .filter(|v| v.is_finite())
+        .fold(1.0, f64::max);
+    let mut c = Chart::new(
+        "Mean time per image by dataset and location",
+        Axis::linear(0.0, sums.len().max(1) as f64),
+        Axis::linear(0.0, max * 1.1),
+        "dataset / location",
+        "ms per image",
+    );
+    let group = c.plot_width() / sums.len().max(1) as f64;
+    let bw = group * 0.8 / 3.0;
+    for (i, s) in sums.iter().enumerate() {
+        let x0 = c.px(0.0) + group * i as f64 + group * 0.1;
+        for (j, v) in [s.mean_inference_ms, s.mean_upload_ms, s.mean_total_ms]
+            .iter()
+            .enumerate()
+        {
+            c.bar(x0 + bw * j as f64, bw * 0.95, v.max(0.0), PALETTE[j]);
+        }
+        c.x_label(
+            x0 + group * 0.4,
+            &format!(
+                "{} / {}",
+                s.dataset,
+                s.location.replace("emulated ", "emul. ")
+            ),
+        );
+    }
+    c.legend_entry("inference (server)", PALETTE[0]);
+    c.legend_entry("upload", PALETTE[1]);
+    c.legend_entry("total (client)", PALETTE[2]);
+    c.finish(false)
+}
+
+fn cdf_svg(rows: &[Row], sums: &[Summary]) -> String {
+    let all: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.ok() && r.rtt_ms > 0.0)
+        .map(|r| r.rtt_ms)
+        .collect();
+    let lo = all.iter().copied().fold(f64::INFINITY, f64::min).max(0.1);
+    let hi = all.iter().copied().fold(1.0, f64::max);
+    let mut c = Chart::new(
+        "Latency CDF (client time per image)",
+        Axis::log(lo * 0.9, hi * 1.1),
+        Axis::linear(0.0, 1.0),
+        "ms per image (log scale)",
+        "fraction of images",
+    );
+    for (i, s) in sums.iter().enumerate() {
+        let mut v: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.ok() && r.dataset == s.dataset && r.location == s.location)
+            .map(|r| r.rtt_ms)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len() as f64;
+        let pts: Vec<(f64, f64)> = v
+            .iter()
+            .enumerate()
+            .map(|(k, x)| (*x, (k + 1) as f64 / n))
+            .collect();
+        c.line(
+            &pts,
+            PALETTE[i % PALETTE.len()],
+            false,
+            Some(&format!("{} / {}", s.dataset, s.location)),
+        );
+    }
+    c.finish(true)
+}
+
+fn bandwidth_svg(f: &Fitted, sums: &[Summary], links: &[(String, f64, f64)]) -> String {
+    let xs = log_space(1.0, 1000.0, 60);
+    let worst = f.scenario(1.0, links.iter().map(|l| l.2).fold(0.0, f64::max));
+    let hi = worst.offload_ms().max(f.local_ms) * 1.2;
+    let lo = (f.local_ms.min(f.remote_compute_ms + f.overhead_ms) * 0.5).max(0.1);
+    let mut c = Chart::new(
+        &format!("Time per image vs uplink ({}): model + measured", f.dataset),
+        Axis::log(1.0, 1000.0),
+        Axis::log(lo, hi),
+        "uplink bandwidth, Mbit/s (log)",
+        "ms per image (log)",
+    );
+    c.line(
+        &[(1.0, f.local_ms), (1000.0, f.local_ms)],
+        "#000",
+        false,
+        Some("local (in-process, measured)"),
+    );
+    let mut rtts: Vec<(String, f64)> = vec![("no added delay".into(), 0.0)];
+    for (_, _, d) in links {
+        if !rtts.iter().any(|(_, x)| x == d) {
+            rtts.push((format!("+{d} ms round trip"), *d));
+        }
+    }
+    for (i, (name, d)) in rtts.iter().enumerate() {
+        let color = PALETTE[(i + 1) % PALETTE.len()];
+        let pts: Vec<(f64, f64)> = xs
+            .iter()
+            .map(|&x| (x, f.scenario(x, *d).offload_ms()))
+            .collect();
+        c.line(&pts, color, true, Some(&format!("offload model, {name}")));
+        if let Some(be) = f.scenario(1.0, *d).break_even_bandwidth_mbit() {
+            if (1.0..=1000.0).contains(&be) {
+                c.marker(
+                    be,
+                    f.local_ms,
+                    color,
+                    Some(&format!("break-even {be:.1} Mbit/s")),
+                );
+            }
+        }
+    }
+    let faster = Fitted {
+        remote_compute_ms: f.remote_compute_ms / 4.0,
+        ..f.clone()
+    };
+    let d = links.first().map_or(0.0, |l| l.2);
+    let pts: Vec<(f64, f64)> = xs
+        .iter()
+        .map(|&x| (x, faster.scenario(x, d).offload_ms()))
+        .collect();
+    let color = PALETTE[5];
+    c.line(
+        &pts,
+        color,
+        true,
+        Some(&format!("model, 4x faster remote, +{d} ms")),
+    );
+    if let Some(be) = faster.scenario(1.0, d).break_even_bandwidth_mbit() {
+        if (1.0..=1000.0).contains(&be) {
+            c.marker(
+                be,
+                f.local_ms,
+                color,
+                Some(&format!("break-even {be:.1} Mbit/s")),
+            );
+        }
+    }
+    for (loc, mbit, _) in links {
+        if let Some(s) = sums
+            .iter()
+            .find(|s| s.dataset == f.dataset && &s.location == loc)
+        {
+            c.marker(*mbit, s.mean_total_ms, "#fff", Some("measured (emulated)"));
+        }
+    }
+    c.finish(true)
+}
+
+fn cost_svg(f: &Fitted, prices: &Prices) -> String {
+    let lambda = |arch| -> Vec<(f64, f64)> {
+        MEMORY_SIZES_MB
+            .iter()
+            .map(|&m| {
+                let d = lambda_compute_ms(f.remote_compute_ms, m, 1.0);
+                (m, lambda_cost_per_1000(prices, arch, m, d, 1.0))
+            })
+            .collect()
+    };
+    let (arm, x86) = (lambda(Arch::Arm64), lambda(Arch::X86_64));
+    let local = local_cost_per_1000(prices, f.local_images_per_s);
+    let rek = rekognition_cost_per_1000(prices);
+    let lo = arm.iter().chain(&x86).map(|p| p.1).fold(local, f64::min);
+    let mut c = Chart::new(
+        &format!("Cost per 1000 images vs Lambda memory ({})", f.dataset),
+        Axis::linear(0.0, 10240.0),
+        Axis::log(lo * 0.5, rek * 2.0),
+        "Lambda memory, MB (1 vCPU at 1769 MB)",
+        "USD per 1000 images (log)",
+    );
+    c.line(&arm, PALETTE[0], false, Some("Lambda arm64 + HTTP API"));
+    c.line(&x86, PALETTE[1], false, Some("Lambda x86_64 + HTTP API"));
+    c.line(
+        &[(0.0, local), (10240.0, local)],
+        PALETTE[2],
+        true,
+        Some("this machine, busy, hourly price"),
+    );
+    c.line(
+        &[(0.0, rek), (10240.0, rek)],
+        PALETTE[3],
+        true,
+        Some("Rekognition DetectLabels"),
+    );
+    c.finish(true)
+}
+
+/// The report: (Markdown, [(file name, SVG)]).
+pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, String)>) {
+    let sums = summarize(rows);
+    let mut md = String::new();
+    let mut svgs = Vec::new();
+    let _ = writeln!(md, "# Offload evaluation report\n");
+    let _ = writeln!(
+        md,
+        "Generated by `detect report`{}{}. Rows: {} images from {}.\n",
+        opts.date
+            .as_ref()
+            .map(|d| format!(" on {d}"))
+            .unwrap_or_default(),
+        opts.machine
+            .as_ref()
+            .map(|m| format!(", machine: {m}"))
+            .unwrap_or_default(),
+        rows.len(),
+        if opts.inputs.is_empty() {
+            "the given files".to_string()
+        } else {
+            opts.inputs.join(", ")
+        }
+    );
+    let emulated: Vec<&Summary> = sums
+        .iter()
+        .filter(|s| link_of(&s.location).is_some())
+        .collect();
+    if !emulated.is_empty() {
+        let _ = writeln!(
+            md,
+            "Locations named *emulated* are **emulated**: the same function under `cargo lambda watch` on this machine, reached through `detect proxy` (a user-space link with that bandwidth and added round trip). They are not measurements of AWS.\n"
+        );
+    }
+
+    // The seed's Table 3.
+    let datasets: Vec<String> = {
+        let mut d: Vec<String> = Vec::new();
+        for s in &sums {
+            if !d.contains(&s.dataset) {
+                d.push(s.dataset.clone());
+            }
+        }
+        d
+    };
+    let mut locations: Vec<String> = Vec::new();
+    for s in &sums {
+        if !locations.contains(&s.location) {
+            locations.push(s.location.clone());
+        }
+    }
+    let _ = writeln!(md, "## Mean time per image (ms), by dataset and location\n");
+    let _ = writeln!(md, "| location | {} |", datasets.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---:|".repeat(datasets.len()));
+    for loc in &locations {
+        let cells: Vec<String> = datasets
+            .iter()
+            .map(|d| {
+                sums.iter()
+                    .find(|s| &s.dataset == d && &s.location == loc)
+                    .map_or("-".into(), |s| f2(s.mean_total_ms))
+            })
+            .collect();
+        let _ = writeln!(md, "| {loc} | {} |", cells.join(" | "));
+    }
+    let _ = writeln!(
+        md,
+        "\nTime per image = the client's round trip per image (in-process: the whole pipeline). The seed (Flask + TensorFlow in Docker, 2023) measured 0.36 s local and 0.58 s remote (EC2 t2.large) per image on its SMALL set.\n"
+    );
+
+    let _ = writeln!(md, "## Every dataset × location\n");
+    let _ = writeln!(md, "| {} |", TABLE_COLUMNS.join(" | "));
+    let _ = writeln!(md, "|---|---|{}", "---:|".repeat(TABLE_COLUMNS.len() - 2));
+    for s in &sums {
+        let _ = writeln!(md, "| {} |", table_row(s).join(" | "));
+    }
+    let _ = writeln!(
+        md,
+        "\nMeans over successful images. *upload* = time to the response headers minus the server's request time (the network and HTTP share of the round trip before the answer starts; 0 in-process). *server total* = the function's own decode-to-postprocess time. *images/s* = images / wall time of the run (requests in sequence unless the run used `--concurrency`).\n"
+    );
+    svgs.push(("times.svg".to_string(), bars_svg(&sums)));
+    svgs.push(("cdf.svg".to_string(), cdf_svg(rows, &sums)));
+    let _ = writeln!(
+        md,
+        "![Mean inference, upload and total time per image](times.svg)\n\n![Latency CDF](cdf.svg)\n"
+    );
+
+    // The model and the three questions, per dataset.
+    for d in &datasets {
+        let Some(f) = fit(d, &sums, rows, opts) else {
+            let _ = writeln!(
+                md,
+                "## {d}: no model\n\nThe model needs an in-process run and a remote run of the same dataset.\n"
+            );
+            continue;
+        };
+        let links: Vec<(String, f64, f64)> = sums
+            .iter()
+            .filter(|s| &s.dataset == d)
+            .filter_map(|s| link_of(&s.location).map(|(m, dl)| (s.location.clone(), m, dl)))
+            .collect();
+        let local_sum = sums
+            .iter()
+            .find(|s| &s.dataset == d && is_local(s))
+            .expect("fit found it");
+        let remotes: Vec<&Summary> = sums
+            .iter()
+            .filter(|s| &s.dataset == d && !is_local(s))
+            .collect();
+        let best = remotes
+            .iter()
+            .min_by(|a, b| a.mean_total_ms.total_cmp(&b.mean_total_ms))
+            .expect("fit found one");
+        let _ = writeln!(md, "## {d}: the model\n");
+        let _ = writeln!(
+            md,
+            "Fitted from the measurements: local {} ms per image (in-process), remote compute {} ms (the function's own time, from \"{}\"), fixed round-trip overhead {} ms (HTTP + emulator, no added delay), payload {} KB per image, cold starts {} of remote requests (penalty {} ms). Offloaded time per image = overhead + added round trip + payload·8 / uplink + remote compute + cold-start rate · penalty.\n",
+            f2(f.local_ms), f2(f.remote_compute_ms), f.remote_from, f2(f.overhead_ms),
+            f2(f.payload_bytes / 1000.0), f2(f.cold_start_rate * 100.0) + " %", f2(f.cold_start_ms)
+        );
+        if !links.is_empty() {
+            let _ = writeln!(
+                md,
+                "| profile | measured ms | model ms | model error | break-even uplink at this round trip | break-even remote speed-up at this link |"
+            );
+            let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+            for (loc, mbit, delay) in &links {
+                let s = sums
+                    .iter()
+                    .find(|s| &s.dataset == d && &s.location == loc)
+                    .expect("listed");
+                let sc = f.scenario(*mbit, *delay);
+                let m = sc.offload_ms();
+                let _ = writeln!(
+                    md,
+                    "| {loc} | {} | {} | {} % | {} | {} |",
+                    f2(s.mean_total_ms),
+                    f2(m),
+                    f2((m / s.mean_total_ms - 1.0) * 100.0),
+                    sc.break_even_bandwidth_mbit()
+                        .map_or("never".into(), |b| format!("{} Mbit/s", f2(b))),
+                    sc.break_even_speedup()
+                        .map_or("none suffices".into(), |x| format!("{}x", f2(x)))
+                );
+            }
+            let _ = writeln!(md);
+        }
+        svgs.push((
+            format!("bandwidth-{d}.svg"),
+            bandwidth_svg(&f, &sums, &links),
+        ));
+        svgs.push((format!("cost-{d}.svg"), cost_svg(&f, &opts.prices)));
+        let _ = writeln!(
+            md,
+            "![Time per image vs uplink bandwidth, {d}](bandwidth-{d}.svg)\n\n![Cost per 1000 images vs Lambda memory, {d}](cost-{d}.svg)\n"
+        );
+
+        // Question 1.
+        let ratio = best.mean_total_ms / f.local_ms;
+        let _ = writeln!(md, "### {d}: is offloading worth it here?\n");
+        if ratio < 1.0 {
+            let _ = writeln!(
+                md,
+                "**Yes, for time**: offloaded to \"{}\" an image takes {} ms, {}x the {} ms it takes here.\n",
+                best.location, f2(best.mean_total_ms), f2(ratio), f2(f.local_ms)
+            );
+        } else {
+            let _ = writeln!(
+                md,
+                "**No.** Here an image takes {} ms; the fastest offloaded variant (\"{}\") takes {} ms, {}x as long, and the slowest (\"{}\") {}x. (The seed found 1.61x on SMALL.)\n",
+                f2(f.local_ms),
+                best.location,
+                f2(best.mean_total_ms),
+                f2(ratio),
+                remotes
+                    .iter()
+                    .max_by(|a, b| a.mean_total_ms.total_cmp(&b.mean_total_ms))
+                    .map_or(String::new(), |s| s.location.clone()),
+                f2(remotes
+                    .iter()
+                    .map(|s| s.mean_total_ms)
+                    .fold(0.0, f64::max)
+                    / f.local_ms)
+            );
+        }
+
+        // Question 2.
+        let _ = writeln!(md, "### {d}: what would improve local and remote?\n");
+        let inf_share = local_sum.mean_inference_ms / local_sum.mean_total_ms * 100.0;
+        let _ = writeln!(
+            md,
+            "- **Local**: inference is {} % of the {} ms per image ({} ms); decoding, resizing and postprocessing the other {} %. A faster inference kernel pays in proportion; with 2 cores, {} images/s sequentially could roughly double by running two images at once (`detect files --jobs 2`).",
+            f2(inf_share),
+            f2(local_sum.mean_total_ms),
+            f2(local_sum.mean_inference_ms),
+            f2(100.0 - inf_share),
+            f2(local_sum.images_per_s)
+        );
+        for s in &remotes {
+            let net = s.mean_total_ms - s.mean_server_total_ms;
+            let parts = [
+                ("the function's compute", s.mean_server_total_ms),
+                ("network and HTTP (upload, latency, response)", net),
+            ];
+            let (top, top_ms) = parts
+                .iter()
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .copied()
+                .unwrap_or(("", 0.0));
+            let _ = writeln!(
+                md,
+                "- **{}**: {} ms per image, of which {} ms the function's compute and {} ms network and HTTP; the larger part is {} ({} %).",
+                s.location,
+                f2(s.mean_total_ms),
+                f2(s.mean_server_total_ms),
+                f2(net),
+                top,
+                f2(top_ms / s.mean_total_ms * 100.0)
+            );
+        }
+        let _ = writeln!(
+            md,
+            "- Smaller payloads cut the network part linearly: at the mean {} KB per image, every 10 Mbit/s of uplink costs {} ms per image; resizing to the model's 300x300 on the client before sending would send a fraction of that.\n",
+            f2(f.payload_bytes / 1000.0),
+            f2(transfer_ms(f.payload_bytes, 10.0))
+        );
+
+        // Question 3.
+        let _ = writeln!(md, "### {d}: when does offloading pay?\n");
+        let s0 = f.scenario(1.0, 0.0);
+        match s0.break_even_bandwidth_mbit() {
+            Some(b) => {
+                let _ = writeln!(
+                    md,
+                    "- With no added round trip, offloading is faster above **{} Mbit/s** of uplink.",
+                    f2(b)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    md,
+                    "- **Never at any bandwidth** with this remote: its compute ({} ms) plus the fixed overhead ({} ms) already exceed the {} ms it takes here.",
+                    f2(f.remote_compute_ms),
+                    f2(f.overhead_ms),
+                    f2(f.local_ms)
+                );
+            }
+        }
+        let inf_sc = Scenario {
+            uplink_mbit: f64::INFINITY,
+            ..s0
+        };
+        match inf_sc.break_even_speedup() {
+            Some(x) => {
+                let _ = writeln!(
+                    md,
+                    "- On an infinitely fast link with the measured overhead, the remote's compute would have to be **{}x** faster than the function's measured {} ms for offloading to break even.",
+                    f2(x),
+                    f2(f.remote_compute_ms)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    md,
+                    "- Even an infinitely fast remote on an infinitely fast link loses: the fixed overhead ({} ms) exceeds the local time ({} ms).",
+                    f2(f.overhead_ms),
+                    f2(f.local_ms)
+                );
+            }
+        }
+        if let Some(rtt) = inf_sc.break_even_rtt_ms() {
+            let _ = writeln!(
+                md,
+                "- Upper bound on the round trip even with unlimited bandwidth: {} ms (local − remote compute − cold starts).",
+                f2(rtt)
+            );
+        }
+        // What a faster remote would need.
+        let mut rtts: Vec<f64> = vec![0.0];
+        for (_, _, dl) in &links {
+            if !rtts.contains(dl) {
+                rtts.push(*dl);
+            }
+        }
+        let _ = writeln!(
+            md,
+            "- Break-even uplink if the remote computed k times faster than the measured function (e.g. more cores used per image, a GPU):\n"
+        );
+        let _ = writeln!(
+            md,
+            "  | remote speed-up | {} |",
+            rtts.iter()
+                .map(|r| format!("+{r} ms round trip"))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        let _ = writeln!(md, "  |---:|{}", "---:|".repeat(rtts.len()));
+        for k in [1.0, 2.0, 4.0, 10.0] {
+            let cells: Vec<String> = rtts
+                .iter()
+                .map(|r| {
+                    let mut sc = f.scenario(1.0, *r);
+                    sc.remote_compute_ms /= k;
+                    sc.break_even_bandwidth_mbit()
+                        .map_or("never".into(), |b| format!("{} Mbit/s", f2(b)))
+                })
+                .collect();
+            let _ = writeln!(md, "  | {k}x | {} |", cells.join(" | "));
+        }
+        let _ = writeln!(md);
+        // Cost.
+        let p = &opts.prices;
+        let mut best_cost: Option<(Arch, f64, f64)> = None;
+        for arch in [Arch::Arm64, Arch::X86_64] {
+            for &m in &MEMORY_SIZES_MB {
+                let c = lambda_cost_per_1000(
+                    p,
+                    arch,
+                    m,
+                    lambda_compute_ms(f.remote_compute_ms, m, 1.0),
+                    1.0,
+                );
+                if best_cost.is_none_or(|b| c < b.2) {
+                    best_cost = Some((arch, m, c));
+                }
+            }
+        }
+        let local_cost = local_cost_per_1000(p, f.local_images_per_s);
+        if let Some((arch, m, c)) = best_cost {
+            let _ = writeln!(
+                md,
+                "- **Cost per 1000 images**: Lambda at best ${:.4} ({} {} MB, {} ms per image assuming CPU share ∝ memory and this machine's core = 1 vCPU), this machine kept busy at ${}/h ${:.4}, Rekognition ${:.2}. Lambda is {}x this machine's cost and {}x cheaper than Rekognition.\n",
+                c,
+                arch.name(),
+                m,
+                f2(lambda_compute_ms(f.remote_compute_ms, m, 1.0)),
+                p.local_per_hour,
+                local_cost,
+                rekognition_cost_per_1000(p),
+                f2(c / local_cost),
+                f2(rekognition_cost_per_1000(p) / c)
+            );
+        }
+    }
+    let _ = writeln!(
+        md,
+        "## Prices used\n\nUSD, AWS us-east-1 list prices (2024; check before relying on them): Lambda ${}/GB-s arm64, ${}/GB-s x86_64, ${} per million requests; HTTP API ${} per million requests; Rekognition DetectLabels ${} per image; this machine ${}/h (EC2 t2.large on-demand, the seed's remote machine). Change them with `detect report --price-*`.",
+        p_fmt(opts.prices.lambda_gb_s_arm64),
+        p_fmt(opts.prices.lambda_gb_s_x86_64),
+        opts.prices.lambda_per_million_requests,
+        opts.prices.http_api_per_million_requests,
+        opts.prices.rekognition_per_image,
+        opts.prices.local_per_hour
+    );
+    (md, svgs)
+}
+
+fn p_fmt(v: f64) -> String {
+    format!("{v:.10}")
+        .trim_end_matches('0')
+        .trim_end_matches('.')
+        .to_string()
+}
+
+/// Write README.md and the SVGs into `out`.
+pub fn write_report(rows: &[Row], out: &Path, opts: &ReportOptions) -> std::io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let (md, svgs) = render(rows, opts);
+    std::fs::write(out.join("README.md"), md)?;
+    for (name, svg) in svgs {
+        std::fs::write(out.join(name), svg)?;
+    }
+    Ok(())
+}
+
+/// The per dataset × location table parsed back from a report: (dataset, location) → cells
+/// by column name (for tests and tools that check the report against the rows).
+pub fn parse_table(md: &str) -> BTreeMap<(String, String), BTreeMap<String, String>> {
+    let header = format!("| {} |", TABLE_COLUMNS.join(" | "));
+    let mut out = BTreeMap::new();
+    let mut lines = md.lines().skip_while(|l| l.trim() != header);
+    if lines.next().is_none() {
+        return out;
+    }
+    lines.next(); // the |---| line
+    for l in lines {
+        if !l.starts_with('|') {
+            break;
+        }
+        let cells: Vec<String> = l
+            .trim()
+            .trim_matches('|')
+            .split(" | ")
+            .map(|c| c.trim().to_string())
+            .collect();
+        if cells.len() != TABLE_COLUMNS.len() {
+            continue;
+        }
+        let map: BTreeMap<String, String> = TABLE_COLUMNS
+            .iter()
+            .map(|c| c.to_string())
+            .zip(cells.iter().cloned())
+            .collect();
+        out.insert((cells[0].clone(), cells[1].clone()), map);
+    }
+    out
+}
+
+/// Check a report's table against the rows: every cell equals the summary rounded as printed.
+pub fn check_table(md: &str, rows: &[Row]) -> Result<usize, String> {
+    let table = parse_table(md);
+    let sums = summarize(rows);
+    if table.len() != sums.len() {
+        return Err(format!(
+            "table has {} rows, the data {} dataset × location groups",
+            table.len(),
+            sums.len()
+        ));
+    }
+    for s in &sums {
+        let t = table
+            .get(&(s.dataset.clone(), s.location.clone()))
+            .ok_or_else(|| format!("{} / {} missing", s.dataset, s.location))?;
+        for (col, want) in TABLE_COLUMNS.iter().zip(table_row(s)) {
+            if t[*col] != want {
+                return Err(format!(
+                    "{} / {} {col}: report {} vs data {want}",
+                    s.dataset, s.location, t[*col]
+                ));
+            }
+        }
+    }
+    Ok(sums.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows() -> Vec<Row> {
+        let mut v = Vec::new();
+        for (loc, ran, rtt, up) in [
+            ("in-process", "local", 25.0, 0.0),
+            ("local watch", "remote", 30.0, 2.0),
+            ("emulated 10 Mbit/s + 60 ms", "remote", 180.0, 140.0),
+        ] {
+            for i in 0..4 {
+                v.push(Row {
+                    dataset: "small".into(),
+                    location: loc.into(),
+                    id: format!("img_{i}.jpg"),
+                    bytes: 100_000,
+                    upload_ms: up,
+                    rtt_ms: rtt + i as f64,
+                    inference_ms: 18.0,
+                    server_total_ms: 24.0,
+                    status: 200,
+                    detections: 1,
+                    cold_start: false,
+                    ran: ran.into(),
+                    reason: "fixed".into(),
+                    done_at_ms: (i + 1) as f64 * rtt,
+                });
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn labels_to_links() {
+        assert_eq!(link_of("emulated 10 Mbit/s + 60 ms"), Some((10.0, 60.0)));
+        assert_eq!(link_of("emulated 100 Mbit/s"), Some((100.0, 0.0)));
+        assert_eq!(link_of("local watch"), None);
+    }
+
+    #[test]
+    fn report_table_matches_rows_and_answers_from_numbers() {
+        let rows = rows();
+        let (md, svgs) = render(&rows, &ReportOptions::default());
+        assert_eq!(check_table(&md, &rows), Ok(3));
+        assert!(md.contains("**No.**"), "{md}");
+        // local 26.5 ms, fastest remote 31.5 ms.
+        assert!(md.contains("31.50 ms, 1.19x as long"), "{md}");
+        assert_eq!(svgs.len(), 4);
+        // A changed number is caught.
+        let bad = md.replace("| 26.50 |", "| 26.51 |");
+        assert!(check_table(&bad, &rows).is_err());
+    }
+
+    #[test]
+    fn fit_uses_the_unlinked_remote() {
+        let rows = rows();
+        let sums = summarize(&rows);
+        let f = fit("small", &sums, &rows, &ReportOptions::default()).unwrap();
+        assert_eq!(f.local_ms, 26.5);
+        assert_eq!(f.remote_compute_ms, 24.0);
+        assert_eq!(f.overhead_ms, 7.5);
+        assert_eq!(f.remote_from, "local watch");
+    }
+}
