@@ -19,6 +19,9 @@ echo "cfn-lint: no findings"
 echo "== integration: cargo lambda watch + local S3 + real clients"
 scripts/integration-test.sh
 
+echo "== offload evaluation end to end: 12 generated images, in-process, watch, emulated links, report check"
+scripts/eval-e2e.sh
+
 echo "== cargo lambda build --arm64 (the deployable bootstrap)"
 cargo lambda build --profile dist --arm64 --bin detect-lambda
 bootstrap="target/lambda/detect-lambda/bootstrap"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# End-to-end test of the offload evaluation on a small generated collection (12 images): the
+# whole study (in-process, `cargo lambda watch`, two emulated links through `detect proxy`),
+# then checks of the CSVs and that the report's numbers equal the CSVs'.
+#
+#   scripts/eval-e2e.sh
+#
+# Ports: S3_PORT (5078), WATCH_PORT (9078), PROXY_PORT (9188, 9189): apart from the
+# integration tests' so both can run on one machine.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export S3_PORT="${S3_PORT:-5078}" WATCH_PORT="${WATCH_PORT:-9078}" PROXY_PORT="${PROXY_PORT:-9188}"
+export PROXY_TIMEOUT="${PROXY_TIMEOUT:-600}"
+out=target/study/e2e-report
+results=target/study/results-small-12
+
+scripts/study.sh --count 12 --seed 3 --out "$out"
+
+python3 - "$results" <<'PY'
+import csv, pathlib, sys
+files = sorted(pathlib.Path(sys.argv[1]).glob("*.csv"))
+assert len(files) == 4, files
+for f in files:
+    rows = list(csv.DictReader(f.open()))
+    assert len(rows) == 12, (f, len(rows))
+    for r in rows:
+        assert r["status"] == "200", (f, r)
+        assert float(r["rtt_ms"]) > 0 and float(r["inference_ms"]) > 0, (f, r)
+        assert int(r["bytes"]) >= 14_000, (f, r)
+        if "10mbit" in f.name and "100mbit" not in f.name:
+            # 10 Mbit/s: the upload share cannot beat the link's serialization time.
+            assert float(r["upload_ms"]) >= int(r["bytes"]) * 8 / 10e3 * 0.9, (f, r)
+        if "in-process" in f.name:
+            assert r["ran"] == "local" and float(r["upload_ms"]) == 0.0, r
+        else:
+            assert r["ran"] == "remote", r
+    print(f"{f.name}: 12 rows, all 200")
+PY
+target/release/detect report --check --out "$out" "$results"/*.csv
+echo "eval e2e: ok"
