@@ -75,6 +75,9 @@ struct ReportArgs {
     /// USD per hour of the local machine.
     #[arg(long)]
     price_local_hour: Option<f64>,
+    /// After writing, read the report back and fail unless its table equals the rows.
+    #[arg(long)]
+    check: bool,
 }
 
 #[derive(Args)]
@@ -811,6 +814,16 @@ fn run_report(args: ReportArgs) -> Result<ExitCode, String> {
         args.out.join("README.md").display(),
         all.len()
     );
+    if args.check {
+        let md = std::fs::read_to_string(args.out.join("README.md")).map_err(|e| e.to_string())?;
+        match report::check_table(&md, &all) {
+            Ok(n) => eprintln!("check: the report's table equals the rows ({n} groups)"),
+            Err(e) => {
+                eprintln!("check failed: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
