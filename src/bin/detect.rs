@@ -38,6 +38,21 @@ enum Command {
     Proxy(ProxyArgs),
     /// Markdown report + SVG charts from result files (CSV or JSON of send/local/bench --out).
     Report(ReportArgs),
+    /// The policy study's table (rows labelled "PROFILE / POLICY") as Markdown.
+    PolicyReport(PolicyReportArgs),
+}
+
+#[derive(Args)]
+struct PolicyReportArgs {
+    /// Result files of `detect send --policy ...` (CSV or JSON).
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Markdown file to write (printed to stdout without).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Text put above the table (setup, what is emulated).
+    #[arg(long)]
+    preamble: Option<String>,
 }
 
 #[derive(Args)]
@@ -94,6 +109,10 @@ struct ProxyArgs {
     /// Added round-trip time in ms.
     #[arg(long, default_value_t = 0.0)]
     delay_ms: f64,
+    /// A link that changes: `TIMEs:RATEmbit:DELAYms,...` (e.g. "0s:100mbit:10ms,4s:4mbit:80ms"),
+    /// times from the first forwarded byte; before the first phase, --bandwidth-mbit/--delay-ms.
+    #[arg(long)]
+    schedule: Option<String>,
     /// Stop accepting after this many connections.
     #[arg(long, default_value_t = 64)]
     max_connections: usize,
@@ -143,8 +162,38 @@ enum EncodingArg {
     Multipart,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PolicyArg {
+    /// Every image in this process (the code path of `detect local`).
+    Local,
+    /// Every image to the endpoint.
+    Remote,
+    /// Per image, where the running estimates predict it is faster (with probes).
+    Auto,
+}
+
 #[derive(Args)]
 struct SendArgs {
+    /// Where images run: remote (default), local, or auto (decided per image; one image per
+    /// request, one at a time).
+    #[arg(long, value_enum, default_value = "remote")]
+    policy: PolicyArg,
+    /// Emulate a slower local device: local images take F × their measured time (sleeping the
+    /// rest); the rows hold the emulated time. Label such runs as emulated.
+    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    local_slowdown: f64,
+    /// auto: probe the option not chosen after it has not run for N images (doubling while
+    /// probes confirm the choice, up to 4 N).
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    explore_every: usize,
+    /// auto: weight of a new sample in the running estimates (EWMA).
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f64,
+    /// local, auto: images run locally untimed before the first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    #[command(flatten)]
+    model: ModelArgs,
     /// The detect URL: http://127.0.0.1:PORT/lambda-url/detect-lambda/api/detect for
     /// `cargo lambda watch`, or a deployed API's URL + /api/detect.
     #[arg(long)]
@@ -711,9 +760,46 @@ fn run_send(args: SendArgs) -> Result<ExitCode, String> {
         location: args.output.label.clone().unwrap_or_else(|| "remote".into()),
         timeout: std::time::Duration::from_secs(args.timeout.max(1)),
     };
-    let bar = progress_bar(files.len(), "images sent");
-    let rows = send_collection(&files, &cfg, &|n| bar.inc(n))?;
+    if !(args.local_slowdown >= 1.0 && args.local_slowdown.is_finite()) {
+        return Err("--local-slowdown must be at least 1".into());
+    }
+    if !(args.alpha > 0.0 && args.alpha <= 1.0) {
+        return Err("--alpha must be in (0, 1]".into());
+    }
+    let bar = progress_bar(files.len(), "images");
+    let rows = if args.policy == PolicyArg::Remote {
+        send_collection(&files, &cfg, &|n| bar.inc(n))?
+    } else {
+        use lambda_detect::eval::adaptive::{run_policy, Policy, PolicyConfig};
+        if args.concurrency > 1 || args.batch > 1 {
+            eprintln!("note: --policy local|auto sends one image per request, one at a time");
+        }
+        let detector = load_detector(&args.model)?;
+        let pc = PolicyConfig {
+            policy: if args.policy == PolicyArg::Local {
+                Policy::Local
+            } else {
+                Policy::Auto
+            },
+            local_slowdown: args.local_slowdown,
+            alpha: args.alpha,
+            explore_every: args.explore_every.max(1),
+            max_explore_every: 4 * args.explore_every.max(1),
+            warmup: args.warmup,
+        };
+        run_policy(&files, &cfg, &pc, &detector, &|n| bar.inc(n))?
+    };
     bar.finish_and_clear();
+    let remote = rows.iter().filter(|r| r.ran == "remote").count();
+    eprintln!(
+        "policy {}: {remote} of {} images ran remotely",
+        match args.policy {
+            PolicyArg::Local => "local",
+            PolicyArg::Remote => "remote",
+            PolicyArg::Auto => "auto",
+        },
+        rows.len()
+    );
     write_rows(&args.output, &rows)?;
     let failed = rows.iter().filter(|r| !r.ok()).count();
     Ok(if failed == rows.len() {
@@ -760,8 +846,20 @@ fn run_proxy(args: ProxyArgs) -> Result<ExitCode, String> {
         bandwidth_mbit: args.bandwidth_mbit,
         delay_ms: args.delay_ms,
         max_connections: args.max_connections.max(1),
+        schedule: match &args.schedule {
+            Some(s) => lambda_detect::eval::proxy::parse_schedule(s)?,
+            None => Vec::new(),
+        },
         timeout: std::time::Duration::from_secs(args.timeout.max(1)),
     };
+    for p in &cfg.schedule {
+        eprintln!(
+            "  from {:.1} s after the first byte: {} Mbit/s, +{} ms round trip",
+            p.at.as_secs_f64(),
+            p.mbit,
+            p.delay_ms
+        );
+    }
     eprintln!(
         "proxy {} -> {}: {} Mbit/s, +{} ms round trip (emulated link), up to {} connections, {} s",
         cfg.listen, cfg.target, cfg.bandwidth_mbit, cfg.delay_ms, cfg.max_connections, args.timeout
@@ -827,6 +925,25 @@ fn run_report(args: ReportArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn run_policy_report(args: PolicyReportArgs) -> Result<ExitCode, String> {
+    use lambda_detect::eval::{adaptive::policy_table, rows::read_rows};
+    let mut all = Vec::new();
+    for f in &args.files {
+        all.extend(read_rows(f)?);
+    }
+    let mut md = String::new();
+    if let Some(p) = &args.preamble {
+        md.push_str(p);
+        md.push_str("\n\n");
+    }
+    md.push_str(&policy_table(&all));
+    match &args.out {
+        Some(p) => std::fs::write(p, &md).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => print!("{md}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -838,6 +955,7 @@ fn main() -> ExitCode {
         Command::Local(args) => run_local(args),
         Command::Proxy(args) => run_proxy(args),
         Command::Report(args) => run_report(args),
+        Command::PolicyReport(args) => run_policy_report(args),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e}");

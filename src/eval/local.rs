@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::rows::Row;
 use crate::detector::{DetectOptions, Detector};
+use crate::postprocess::FilterOptions;
 use crate::timing::ms_since;
 
 /// Detect in every file, one at a time. `rtt_ms` is the whole pipeline as the caller sees it
@@ -29,26 +30,41 @@ pub fn run_local(
     let start = Instant::now();
     for (id, path) in files {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let t = Instant::now();
-        let r = detector.detect(id, &bytes, &options);
-        let rtt = ms_since(t);
-        rows.push(Row {
-            dataset: dataset.into(),
-            location: location.into(),
-            id: id.clone(),
-            bytes: bytes.len() as u64,
-            upload_ms: 0.0,
-            rtt_ms: rtt,
-            inference_ms: r.timings_ms.inference,
-            server_total_ms: r.timings_ms.total,
-            status: r.status,
-            detections: r.detections.len() as u32,
-            cold_start: false,
-            ran: "local".into(),
-            reason: "fixed".into(),
-            done_at_ms: ms_since(start),
-        });
+        let mut row = detect_row(detector, &options, id, &bytes, dataset, location);
+        row.done_at_ms = ms_since(start);
+        rows.push(row);
         progress(1);
     }
     Ok(rows)
+}
+
+/// One image in-process as a [`Row`] (`ran` local, `reason` fixed, `done_at_ms` 0): the code
+/// path of `detect local`, shared with `detect send --policy local|auto`.
+pub fn detect_row(
+    detector: &Detector,
+    options: &FilterOptions,
+    id: &str,
+    bytes: &[u8],
+    dataset: &str,
+    location: &str,
+) -> Row {
+    let t = Instant::now();
+    let r = detector.detect(id, bytes, options);
+    let rtt = ms_since(t);
+    Row {
+        dataset: dataset.into(),
+        location: location.into(),
+        id: id.into(),
+        bytes: bytes.len() as u64,
+        upload_ms: 0.0,
+        rtt_ms: rtt,
+        inference_ms: r.timings_ms.inference,
+        server_total_ms: r.timings_ms.total,
+        status: r.status,
+        detections: r.detections.len() as u32,
+        cold_start: false,
+        ran: "local".into(),
+        reason: "fixed".into(),
+        done_at_ms: 0.0,
+    }
 }

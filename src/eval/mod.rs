@@ -1,12 +1,15 @@
 //! The offload evaluation (issue 4): is it worth running detection in the cloud rather than
 //! here? Datasets ([`dataset`]), measurements in one row format ([`rows`]) taken in-process
 //! ([`local`]) or over HTTP ([`client`], optionally through the throttling [`proxy`]), a
-//! time and cost model ([`model`]) and the report ([`report`], [`svg`]).
+//! time and cost model ([`model`]) and the report ([`report`], [`svg`]); adaptive offloading
+//! ([`policy`] decides, [`adaptive`] runs).
 
+pub mod adaptive;
 pub mod client;
 pub mod dataset;
 pub mod local;
 pub mod model;
+pub mod policy;
 pub mod proxy;
 pub mod report;
 pub mod rows;

@@ -2,7 +2,9 @@
 //! link: bandwidth and added round-trip delay). Each direction is a link of its own: a chunk
 //! read at time t leaves after the chunks before it have been serialized at the link rate
 //! (len·8 / rate) and arrives `delay/2` later. Bounded: it stops accepting after
-//! `max_connections` and exits after `timeout`.
+//! `max_connections` and exits after `timeout`. A schedule changes the link during the run
+//! (`--schedule "0s:100mbit:10ms,10s:5mbit:80ms"`): phase times count from the first byte the
+//! proxy forwards, and each chunk takes the phase current when it is read.
 //!
 //! Figures measured through it are *emulated*; say so wherever they are shown.
 
@@ -20,11 +22,85 @@ pub struct ProxyConfig {
     /// Added round-trip time in ms (half per direction).
     pub delay_ms: f64,
     pub max_connections: usize,
+    /// Later link phases (see [`parse_schedule`]); before the first, `bandwidth_mbit` and
+    /// `delay_ms`.
+    pub schedule: Vec<Phase>,
     /// The proxy exits after this long, connections included.
     pub timeout: Duration,
 }
 
 const CHUNK: usize = 16 * 1024;
+
+/// From `at` (since the first forwarded byte) on, the link runs at `mbit` with `delay_ms`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Phase {
+    pub at: Duration,
+    pub mbit: f64,
+    pub delay_ms: f64,
+}
+
+/// `"0s:100mbit:10ms,10s:5mbit:80ms"` → phases, in time order (times may be fractional
+/// seconds; `0mbit` = unlimited).
+pub fn parse_schedule(s: &str) -> Result<Vec<Phase>, String> {
+    let mut out: Vec<Phase> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let f: Vec<&str> = part.split(':').collect();
+        let num = |v: &str, unit: &str| -> Result<f64, String> {
+            v.strip_suffix(unit)
+                .and_then(|n| n.parse::<f64>().ok())
+                .filter(|n| n.is_finite() && *n >= 0.0)
+                .ok_or_else(|| format!("schedule phase {part:?}: expected TIMEs:RATEmbit:DELAYms"))
+        };
+        if f.len() != 3 {
+            return Err(format!(
+                "schedule phase {part:?}: expected TIMEs:RATEmbit:DELAYms"
+            ));
+        }
+        let phase = Phase {
+            at: Duration::from_secs_f64(num(f[0], "s")?),
+            mbit: num(f[1], "mbit")?,
+            delay_ms: num(f[2], "ms")?,
+        };
+        if out.last().is_some_and(|l| l.at >= phase.at) {
+            return Err(format!("schedule: times must increase ({part:?})"));
+        }
+        out.push(phase);
+    }
+    if out.is_empty() {
+        return Err("empty schedule".into());
+    }
+    Ok(out)
+}
+
+/// (Mbit/s, round-trip delay ms) at `elapsed`: the last phase started, else the default.
+pub fn link_at(schedule: &[Phase], default: (f64, f64), elapsed: Duration) -> (f64, f64) {
+    schedule
+        .iter()
+        .rev()
+        .find(|p| p.at <= elapsed)
+        .map_or(default, |p| (p.mbit, p.delay_ms))
+}
+
+/// The shape of the link, shared by both directions of every connection.
+struct Link<'a> {
+    schedule: &'a [Phase],
+    default: (f64, f64),
+    /// Set when the first byte is read.
+    origin: &'a std::sync::OnceLock<Instant>,
+}
+
+impl Link<'_> {
+    /// (Mbit/s, one-way delay) for a chunk read at `at`.
+    fn now(&self, at: Instant) -> (f64, Duration) {
+        let origin = *self.origin.get_or_init(|| at);
+        let (mbit, delay) = link_at(
+            self.schedule,
+            self.default,
+            at.saturating_duration_since(origin),
+        );
+        (mbit, Duration::from_secs_f64(delay.max(0.0) / 2000.0))
+    }
+}
 
 /// Time to serialize `bytes` at `mbit` Mbit/s.
 pub fn serialization(bytes: usize, mbit: f64) -> Duration {
@@ -35,7 +111,7 @@ pub fn serialization(bytes: usize, mbit: f64) -> Duration {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, mbit: f64, one_way: Duration, deadline: Instant) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, link: &Link, deadline: Instant) {
     let (tx, rx) = mpsc::channel::<(Instant, Vec<u8>)>();
     let _ = from.set_read_timeout(Some(Duration::from_millis(200)));
     let reader = std::thread::spawn(move || {
@@ -57,6 +133,7 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, mbit: f64, one_way: Duration, de
     });
     let mut link_free = Instant::now();
     while let Ok((arrived, data)) = rx.recv() {
+        let (mbit, one_way) = link.now(arrived);
         link_free = link_free.max(arrived) + serialization(data.len(), mbit);
         let deliver = link_free + one_way;
         if deliver > deadline {
@@ -79,7 +156,13 @@ pub fn run(cfg: &ProxyConfig) -> std::io::Result<usize> {
     let listener = TcpListener::bind(cfg.listen)?;
     listener.set_nonblocking(true)?;
     let deadline = Instant::now() + cfg.timeout;
-    let one_way = Duration::from_secs_f64(cfg.delay_ms.max(0.0) / 2000.0);
+    let origin = std::sync::OnceLock::new();
+    let link = Link {
+        schedule: &cfg.schedule,
+        default: (cfg.bandwidth_mbit, cfg.delay_ms),
+        origin: &origin,
+    };
+    let link = &link;
     let mut accepted = 0;
     std::thread::scope(|scope| {
         while Instant::now() < deadline && accepted < cfg.max_connections {
@@ -97,9 +180,8 @@ pub fn run(cfg: &ProxyConfig) -> std::io::Result<usize> {
                     let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
                         continue;
                     };
-                    let mbit = cfg.bandwidth_mbit;
-                    scope.spawn(move || pipe(client, server, mbit, one_way, deadline));
-                    scope.spawn(move || pipe(s2, c2, mbit, one_way, deadline));
+                    scope.spawn(move || pipe(client, server, link, deadline));
+                    scope.spawn(move || pipe(s2, c2, link, deadline));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     std::thread::sleep(Duration::from_millis(10));
@@ -123,6 +205,23 @@ mod tests {
     }
 
     #[test]
+    fn schedule_parse_and_lookup() {
+        let s = parse_schedule("0s:100mbit:10ms, 2.5s:5mbit:80ms").unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[1].at, Duration::from_millis(2500));
+        assert_eq!(
+            link_at(&s, (1.0, 1.0), Duration::from_secs(1)),
+            (100.0, 10.0)
+        );
+        assert_eq!(link_at(&s, (1.0, 1.0), Duration::from_secs(3)), (5.0, 80.0));
+        let late = parse_schedule("1s:5mbit:80ms").unwrap();
+        assert_eq!(link_at(&late, (50.0, 2.0), Duration::ZERO), (50.0, 2.0));
+        assert!(parse_schedule("2s:5mbit:80ms,1s:1mbit:1ms").is_err());
+        assert!(parse_schedule("2s:5mb:80ms").is_err());
+        assert!(parse_schedule("").is_err());
+    }
+
+    #[test]
     fn shaped_echo() {
         // An echo server behind the proxy at 8 Mbit/s + 40 ms: 100 kB up and back.
         let echo = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -142,6 +241,7 @@ mod tests {
             bandwidth_mbit: 8.0,
             delay_ms: 40.0,
             max_connections: 1,
+            schedule: vec![],
             timeout: Duration::from_secs(10),
         };
         let proxy = std::thread::spawn(move || run(&cfg).unwrap());
