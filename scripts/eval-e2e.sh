@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test of the offload evaluation on a small generated collection (12 images): the
 # whole study (in-process, `cargo lambda watch`, two emulated links through `detect proxy`),
-# then checks of the CSVs and that the report's numbers equal the CSVs'.
+# then checks of the CSVs and that the report's numbers equal the CSVs'; and the policy study
+# (local / remote / auto over a link that changes mid-run) on the same 12 images.
 #
 #   scripts/eval-e2e.sh
 #
@@ -14,7 +15,7 @@ export PROXY_TIMEOUT="${PROXY_TIMEOUT:-600}"
 out=target/study/e2e-report
 results=target/study/results-small-12
 
-scripts/study.sh --count 12 --seed 3 --out "$out"
+scripts/study.sh --count 12 --seed 3 --out "$out" --policy-count 12 --policy-profiles changing
 
 python3 - "$results" <<'PY'
 import csv, pathlib, sys
@@ -35,6 +36,27 @@ for f in files:
         else:
             assert r["ran"] == "remote", r
     print(f"{f.name}: 12 rows, all 200")
+PY
+python3 - target/study/results-policy-small-12 "$out/policy.md" <<'PY'
+import csv, pathlib, sys
+files = sorted(pathlib.Path(sys.argv[1]).glob("*.csv"))
+assert [f.name for f in files] == ["1-changing-auto.csv", "1-changing-local.csv", "1-changing-remote.csv"], files
+for f in files:
+    rows = list(csv.DictReader(f.open()))
+    assert len(rows) == 12 and all(r["status"] == "200" for r in rows), f
+    policy = f.stem.split("-")[-1]
+    ran = {r["ran"] for r in rows}
+    if policy == "auto":
+        assert ran <= {"local", "remote"}, ran
+        assert rows[0]["ran"] == "local" and rows[0]["reason"] == "no local estimate yet", rows[0]
+        assert rows[1]["ran"] == "remote" and rows[1]["reason"] == "no remote estimate yet", rows[1]
+        for r in rows[2:]:
+            assert r["reason"].startswith(("predicted", "probe")), r
+    else:
+        assert ran == {policy}, (f, ran)
+    print(f"{f.name}: 12 rows, ran {sorted(ran)}")
+table = pathlib.Path(sys.argv[2]).read_text()
+assert "| changing: good, after" in table and "emulated" in table, table
 PY
 target/release/detect report --check --out "$out" "$results"/*.csv
 echo "eval e2e: ok"

@@ -4,8 +4,14 @@
 # same function behind `detect proxy`: 100 Mbit/s + 10 ms and 10 Mbit/s + 60 ms round trip),
 # then write the report (Markdown + SVG) with the date and the machine.
 #
+# Then the policy study (issue 4, item 6): `detect send --policy local|remote|auto` on the first
+# POLICY_COUNT images over a good, a bad and a changing emulated link, with an emulated slow
+# local device (LOCAL_SLOWDOWN × this machine's in-process time), table in policy.md.
+#
 #   scripts/study.sh [--preset small|medium|big] [--count N] [--seed N] [--out DIR]
 #                    [--endpoint URL --endpoint-label NAME]   (also a deployed API: URL/api/detect)
+#                    [--policy-count N (60; 0 skips)] [--policy-profiles "good bad changing"]
+#                    [--policy-only]   (only the policy study: writes policy.md, not README.md)
 #
 # Default output: docs/evaluation/ (the committed example). Work files: target/study/.
 # Ports: S3_PORT (5077), WATCH_PORT (9077), PROXY_PORT (9177, 9178). Everything started here
@@ -14,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 preset=small count="" seed=1 out=docs/evaluation endpoint="" endpoint_label="deployed API"
+policy_count=60 policy_profiles="good bad changing" policy_only=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --preset) preset="$2"; shift 2 ;;
@@ -22,6 +29,9 @@ while [[ $# -gt 0 ]]; do
     --out) out="$2"; shift 2 ;;
     --endpoint) endpoint="$2"; shift 2 ;;
     --endpoint-label) endpoint_label="$2"; shift 2 ;;
+    --policy-count) policy_count="$2"; shift 2 ;;
+    --policy-profiles) policy_profiles="$2"; shift 2 ;;
+    --policy-only) policy_only=1; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -32,20 +42,24 @@ proxy_timeout="${PROXY_TIMEOUT:-3600}"
 work=target/study
 data="$work/$preset${count:+-$count}"
 results="$work/results-$preset${count:+-$count}"
-rm -rf "$results"
-mkdir -p "$results" "$out"
+mkdir -p "$out"
 
 # Non-incremental: a stale incremental cache once made the release link fail here.
 export CARGO_INCREMENTAL=0
 cargo build --release --bin detect --bin detect-lambda
 detect=target/release/detect
 
+if [[ -z "$policy_only" ]]; then
+rm -rf "$results"
+mkdir -p "$results"
 echo "== dataset: $preset${count:+ (first $count)}, seed $seed" >&2
 rm -rf "$data"
 $detect dataset --preset "$preset" --seed "$seed" --out "$data" ${count:+--count "$count"}
 
 echo "== in-process" >&2
 $detect local --dataset "$preset" --label "in-process" --out "$results/1-in-process.csv" "$data"
+
+fi
 
 # The watch must not rebuild and restart the function when files change during the study
 # (other work in the tree, or the report being written): an ignore file matching everything.
@@ -55,16 +69,25 @@ source scripts/lib/function-up.sh
 function_up
 path="/lambda-url/detect-lambda/api/detect"
 
-echo "== local watch" >&2
-$detect send --endpoint "http://127.0.0.1:$WATCH_PORT$path" --dataset "$preset" \
-  --label "local watch" --out "$results/2-local-watch.csv" "$data"
-
 proxy_pids=()
 stop_proxies() {
   for p in "${proxy_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   function_down
 }
 trap stop_proxies EXIT
+
+wait_port() {
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+}
+
+machine="$(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+if [[ -z "$policy_only" ]]; then
+echo "== local watch" >&2
+$detect send --endpoint "http://127.0.0.1:$WATCH_PORT$path" --dataset "$preset" \
+  --label "local watch" --out "$results/2-local-watch.csv" "$data"
 
 n=3
 for profile in "100 10" "10 60"; do
@@ -75,10 +98,7 @@ for profile in "100 10" "10 60"; do
     --bandwidth-mbit "$mbit" --delay-ms "$delay" --max-connections 16 --timeout "$proxy_timeout" &
   pid=$!
   proxy_pids+=("$pid")
-  for _ in $(seq 1 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$proxy_port") 2>/dev/null && break
-    sleep 0.1
-  done
+  wait_port "$proxy_port"
   $detect send --endpoint "http://127.0.0.1:$proxy_port$path" --dataset "$preset" \
     --label "$label" --out "$results/$n-emulated-${mbit}mbit-${delay}ms.csv" "$data"
   kill "$pid" 2>/dev/null || true
@@ -93,7 +113,61 @@ if [[ -n "$endpoint" ]]; then
     --out "$results/$n-endpoint.csv" "$data"
 fi
 
-machine="$(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 echo "== report → $out" >&2
 $detect report --out "$out" --machine "$machine" --date "$(date -u +%Y-%m-%d)" "$results"/*.csv
 echo "report: $out/README.md" >&2
+fi
+
+# The policy study. Links (emulated, detect proxy): good = 100 Mbit/s + 10 ms; bad = 4 Mbit/s +
+# 80 ms; changing = good for the first CHANGE_AFTER seconds of traffic, then bad. The local side
+# is an emulated slow device: LOCAL_SLOWDOWN × this machine's in-process time (the function under
+# the watch runs on the same cores, so without it "remote" could never compute faster).
+if [[ "$policy_count" -gt 0 ]]; then
+  slowdown="${LOCAL_SLOWDOWN:-4}"
+  change_after="${CHANGE_AFTER:-1.5}"
+  pdata="$work/policy-$preset-$policy_count"
+  presults="$work/results-policy-$preset-$policy_count"
+  rm -rf "$pdata" "$presults"
+  mkdir -p "$presults"
+  echo "== policy study: $policy_count images" >&2
+  $detect dataset --preset "$preset" --seed "$seed" --out "$pdata" --count "$policy_count"
+  proxy_port=$((proxy_port + 10))
+  k=1
+  for profile in $policy_profiles; do
+    case "$profile" in
+      good) link=(--bandwidth-mbit 100 --delay-ms 10); name="good: 100 Mbit/s + 10 ms" ;;
+      bad) link=(--bandwidth-mbit 4 --delay-ms 80); name="bad: 4 Mbit/s + 80 ms" ;;
+      changing) link=(--bandwidth-mbit 100 --delay-ms 10 --schedule "${change_after}s:4mbit:80ms")
+        name="changing: good, after ${change_after} s bad" ;;
+      *) echo "unknown policy profile $profile" >&2; exit 2 ;;
+    esac
+    for policy in local remote auto; do
+      echo "== $name / $policy" >&2
+      # A fresh proxy per run: the schedule's clock starts at the run's first byte.
+      $detect proxy --listen "127.0.0.1:$proxy_port" --target "127.0.0.1:$WATCH_PORT" "${link[@]}" \
+        --max-connections 16 --timeout "$proxy_timeout" &
+      pid=$!
+      proxy_pids+=("$pid")
+      wait_port "$proxy_port"
+      $detect send --policy "$policy" --local-slowdown "$slowdown" \
+        --endpoint "http://127.0.0.1:$proxy_port$path" --dataset "$preset-$policy_count" \
+        --label "$name (emulated) / $policy" --out "$presults/$k-$profile-$policy.csv" "$pdata"
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      proxy_port=$((proxy_port + 1))
+    done
+    k=$((k + 1))
+  done
+  preamble="# Adaptive offloading: local vs remote vs auto ($(date -u +%Y-%m-%d), $machine)
+
+Written by \`scripts/study.sh\` (\`detect send --policy local|remote|auto\`, \`detect
+policy-report\`) on the first $policy_count images of $preset (seed $seed). **Everything here is
+emulated**: the links are this machine's function under \`cargo lambda watch\` behind \`detect
+proxy\`, and the local device is this machine slowed to ${slowdown}× its measured in-process
+time (\`--local-slowdown $slowdown\`). ms/image: mean of the rows' time per image (local:
+the emulated time; remote: the client's round trip); wall: run time / images. Offloaded:
+share of images \`auto\` ran remotely. auto vs better fixed: auto's ms/image against the
+smaller of local and remote."
+  $detect policy-report --out "$out/policy.md" --preamble "$preamble" "$presults"/*.csv
+  cat "$out/policy.md" >&2
+fi

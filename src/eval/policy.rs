@@ -12,7 +12,8 @@
 //! measurement more than twice or less than half the prediction restarts that side's estimates from it (a changed link or device:
 //! one probe is enough to notice, instead of the EWMA's slow drift). So that a link which recovers (or a
 //! device that gets busy) is noticed, it probes the option not chosen when that option has not
-//! run for `explore_every` images; while probes confirm the choice the interval doubles (up to
+//! run for `explore_every` images (on the next image no bigger than the running mean size, so
+//! a probe over a bad link is cheap); while probes confirm the choice the interval doubles (up to
 //! `max_explore_every`), and it returns to `explore_every` when the choice flips.
 
 /// Where an image ran.
@@ -193,6 +194,8 @@ pub struct Auto {
     since: [usize; 2],
     preferred: Option<Place>,
     remote_failed: bool,
+    /// Running mean image size: probes wait for an image no bigger.
+    mean_bytes: Ewma,
 }
 
 impl Auto {
@@ -207,6 +210,7 @@ impl Auto {
             since: [0, 0],
             preferred: None,
             remote_failed: false,
+            mean_bytes: Ewma::new(alpha),
         }
     }
 
@@ -214,6 +218,7 @@ impl Auto {
     /// with [`Auto::observe_local`] / [`Auto::observe_remote`] / [`Auto::remote_failed`].
     pub fn decide(&mut self, bytes: u64) -> Decision {
         let b = bytes as f64;
+        let mean_bytes = self.mean_bytes.update(b);
         let decision = match (self.est.predict_local(b), self.est.predict_remote(b)) {
             (None, _) => Decision {
                 place: Place::Local,
@@ -241,7 +246,7 @@ impl Auto {
                     self.interval = self.explore_every;
                 }
                 let other = preferred.other();
-                if self.since[other as usize] >= self.interval {
+                if self.since[other as usize] >= self.interval && b <= mean_bytes {
                     let waited = self.since[other as usize];
                     self.interval = (self.interval * 2).min(self.max_explore_every);
                     Decision {
@@ -418,6 +423,26 @@ mod tests {
         let d = a.decide(100_000);
         assert_eq!(d.place, Place::Remote, "{}", d.reason);
         assert!(d.reason.starts_with("predicted remote"), "{}", d.reason);
+    }
+
+    #[test]
+    fn a_due_probe_waits_for_a_small_image() {
+        let mut a = auto_with(90.0, 80.0, 5.0, 25.0);
+        for _ in 0..10 {
+            assert_eq!(a.decide(100_000).place, Place::Local);
+            a.observe_local(100_000, 90.0);
+        }
+        // Due, but 300 kB is above the running mean (100 k → 200 k): wait.
+        assert_eq!(a.decide(300_000).place, Place::Local);
+        a.observe_local(300_000, 90.0);
+        // 50 kB is below it: probe.
+        let d = a.decide(50_000);
+        assert_eq!(d.place, Place::Remote);
+        assert!(
+            d.reason.starts_with("probe remote (11 images"),
+            "{}",
+            d.reason
+        );
     }
 
     #[test]
