@@ -12,6 +12,7 @@ fn app() -> App {
     let detector = Detector::load(&ModelSource::Default, &DetectorConfig::default()).unwrap();
     let config = AppConfig {
         allowed_buckets: vec!["allowed".into()],
+        input_prefix: None,
         results_prefix: "detections/".into(),
         results_bucket: None,
         request_limits: RequestLimits::default(),

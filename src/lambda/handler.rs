@@ -11,7 +11,9 @@ use crate::timing::ms_since;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::request::{parse_detect_request, route, ApiError, ImageSource, RequestLimits, Route};
+use super::request::{
+    parse_detect_request, route, ApiError, ImageSource, RequestLimits, Route, MAX_S3_KEY_BYTES,
+};
 use super::s3::{
     decode_key, is_image_key, S3Error, S3Event, S3Store, SourceObject, DEFAULT_MAX_OBJECT_BYTES,
 };
@@ -25,6 +27,11 @@ use crate::schema::{ImageResult, Timings};
 pub struct AppConfig {
     /// Buckets HTTP requests may reference (`ALLOWED_BUCKETS`, comma-separated; empty = none).
     pub allowed_buckets: Vec<String>,
+    /// Key prefix of the objects this function reads (`INPUT_PREFIX`, e.g. `incoming/`; unset or
+    /// empty = any key). HTTP references to other keys are refused (403) and S3 event records
+    /// for other keys are skipped, before any S3 call: the same rule as the IAM policy's
+    /// `incoming/*`, enforced a second time in the function.
+    pub input_prefix: Option<String>,
     /// Where the S3 trigger writes results (`RESULTS_PREFIX`, default `detections/`).
     pub results_prefix: String,
     /// Results bucket (`RESULTS_BUCKET`; default: the source object's bucket).
@@ -52,6 +59,7 @@ impl AppConfig {
             std::env::var("RESULTS_PREFIX").unwrap_or_else(|_| "detections/".into());
         AppConfig {
             allowed_buckets: env_list("ALLOWED_BUCKETS"),
+            input_prefix: std::env::var("INPUT_PREFIX").ok().filter(|p| !p.is_empty()),
             results_prefix,
             results_bucket: std::env::var("RESULTS_BUCKET")
                 .ok()
@@ -66,6 +74,13 @@ impl AppConfig {
                 .unwrap_or(1),
         }
     }
+}
+
+/// One image of a request while its bytes are gathered.
+enum Slot {
+    Ready(String, Vec<u8>),
+    Fetching(String, tokio::task::JoinHandle<Result<Vec<u8>, S3Error>>),
+    Failed(ImageResult),
 }
 
 /// A reply to an HTTP request: status and JSON body.
@@ -235,44 +250,66 @@ impl App {
             .resolve_options(&request.options)
             .map_err(|e| ApiError::new(400, format!("invalid options: {e}")))?;
 
-        // Gather bytes; S3 failures become that image's result.
-        let mut slots: Vec<Result<(String, Vec<u8>), ImageResult>> =
-            Vec::with_capacity(request.images.len());
+        // Gather bytes; S3 failures become that image's result. Every S3 fetch starts at once:
+        // with S3 slow or down a request waits for one fetch timeout, not one per image.
+        let mut slots: Vec<Slot> = Vec::with_capacity(request.images.len());
         for image in request.images {
             let id = image.id;
             slots.push(match image.source {
-                ImageSource::Bytes(bytes) => Ok((id, bytes)),
-                ImageSource::S3(r) => {
-                    let t = Instant::now();
-                    match self
-                        .fetch_allowed(&r.bucket, &r.key, r.version.as_deref())
-                        .await
-                    {
-                        Ok(bytes) => Ok((id, bytes)),
-                        Err(e) => Err(ImageResult::failed(
-                            id,
-                            e.status,
-                            e.message,
-                            Timings {
-                                total: ms_since(t),
-                                ..Timings::default()
-                            },
-                        )),
+                ImageSource::Bytes(bytes) => Slot::Ready(id, bytes),
+                ImageSource::S3(r) => match self.s3_for(&r.bucket, &r.key) {
+                    Ok(s3) => {
+                        let s3 = s3.clone();
+                        let fetch = tokio::spawn(async move {
+                            s3.fetch(&r.bucket, &r.key, r.version.as_deref()).await
+                        });
+                        Slot::Fetching(id, fetch)
                     }
-                }
+                    Err(e) => Slot::Failed(ImageResult::failed(
+                        id,
+                        e.status,
+                        e.message,
+                        Timings::default(),
+                    )),
+                },
             });
         }
-        let loaded: Vec<(String, Vec<u8>)> = slots
-            .iter()
-            .filter_map(|s| s.as_ref().ok().cloned())
-            .collect();
+        let mut loaded: Vec<(String, Vec<u8>)> = Vec::with_capacity(slots.len());
+        let mut failed: Vec<Option<ImageResult>> = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let fetched = match slot {
+                Slot::Ready(id, bytes) => Ok((id, bytes)),
+                Slot::Failed(result) => Err(result),
+                Slot::Fetching(id, fetch) => {
+                    let (status, message) = match fetch.await {
+                        Ok(Ok(bytes)) => {
+                            loaded.push((id, bytes));
+                            failed.push(None);
+                            continue;
+                        }
+                        Ok(Err(e)) => (e.status, e.message),
+                        Err(_) => (500, "internal error: the S3 fetch task failed".into()),
+                    };
+                    let timings = Timings {
+                        total: ms_since(start),
+                        ..Timings::default()
+                    };
+                    Err(ImageResult::failed(id, status, message, timings))
+                }
+            };
+            match fetched {
+                Ok(image) => {
+                    loaded.push(image);
+                    failed.push(None);
+                }
+                Err(result) => failed.push(Some(result)),
+            }
+        }
+        // Bytes are moved, not copied, into detection: a request may hold 20 S3 objects.
         let mut detected = self.detect_blocking(loaded, options).await.into_iter();
-        let results: Vec<ImageResult> = slots
+        let results: Vec<ImageResult> = failed
             .into_iter()
-            .map(|s| match s {
-                Ok(_) => detected.next().expect("one result per loaded image"),
-                Err(failed) => failed,
-            })
+            .map(|f| f.unwrap_or_else(|| detected.next().expect("one result per loaded image")))
             .collect();
 
         let ok: Vec<&ImageResult> = results.iter().filter(|r| r.ok()).collect();
@@ -329,12 +366,9 @@ impl App {
         Ok(HttpReply { status: 200, body })
     }
 
-    async fn fetch_allowed(
-        &self,
-        bucket: &str,
-        key: &str,
-        version: Option<&str>,
-    ) -> Result<Vec<u8>, S3Error> {
+    /// The S3 client for an HTTP caller's reference, if the bucket is in the allow-list and
+    /// the key under the input prefix; else the per-image error (no S3 call is made).
+    fn s3_for(&self, bucket: &str, key: &str) -> Result<&S3Store, S3Error> {
         if !self.config.allowed_buckets.iter().any(|b| b == bucket) {
             return Err(S3Error {
                 status: 403,
@@ -344,12 +378,30 @@ impl App {
                 transient: false,
             });
         }
-        let s3 = self.s3.as_ref().ok_or_else(|| S3Error {
+        if !self.in_input_prefix(key) {
+            return Err(S3Error {
+                status: 403,
+                message: format!(
+                    "key {key:?} is outside the input prefix {:?} (INPUT_PREFIX) this function may read",
+                    self.config.input_prefix.as_deref().unwrap_or_default()
+                ),
+                transient: false,
+            });
+        }
+        self.s3.as_ref().ok_or_else(|| S3Error {
             status: 501,
             message: "S3 is not configured for this function".into(),
             transient: false,
-        })?;
-        s3.fetch(bucket, key, version).await
+        })
+    }
+
+    /// Is `key` under `INPUT_PREFIX` (always true when it is unset)? A plain string prefix:
+    /// S3 keys are flat, `incoming/../x.jpg` is a key under `incoming/` to S3 and IAM alike.
+    fn in_input_prefix(&self, key: &str) -> bool {
+        self.config
+            .input_prefix
+            .as_deref()
+            .is_none_or(|prefix| key.starts_with(prefix))
     }
 
     /// Detection is CPU-bound: run it off the async executor.
@@ -434,6 +486,9 @@ impl App {
         if key.starts_with(&self.config.results_prefix) {
             return skip("under the results prefix");
         }
+        if !self.in_input_prefix(&key) {
+            return skip("outside the input prefix (INPUT_PREFIX)");
+        }
         if !is_image_key(&key) {
             return skip("not an image key (jpg, jpeg, png, webp, gif, bmp, tif, tiff)");
         }
@@ -443,6 +498,11 @@ impl App {
                 reason: Some(reason),
                 ..outcome.clone()
             }
+        };
+        // Checked before the fetch: a result that cannot be written is not worth computing.
+        let result_key = match result_key(&self.config.results_prefix, &key) {
+            Ok(k) => k,
+            Err(e) => return fail(e),
         };
         let Some(s3) = &self.s3 else {
             return fail("S3 is not configured".into());
@@ -482,7 +542,6 @@ impl App {
             .results_bucket
             .clone()
             .unwrap_or_else(|| bucket.clone());
-        let result_key = format!("{}{}.json", self.config.results_prefix, key);
         let body = match serde_json::to_vec_pretty(&stored) {
             Ok(b) => b,
             Err(e) => return fail(format!("cannot serialize the result: {e}")),
@@ -555,6 +614,29 @@ impl App {
             .await;
         Ok(json_response(reply.status, &reply.body))
     }
+}
+
+/// The key of the S3 trigger's result for the source object `key`: `<prefix><key>.json`.
+///
+/// S3 keys are flat strings: `/` and `..` have no meaning to S3 or to IAM resource patterns,
+/// and neither the SDK nor S3 normalizes them. So `incoming/../../etc.jpg` gets
+/// `detections/incoming/../../etc.jpg.json`, which starts with the prefix like every result
+/// key: no source key can put a result outside it, and keeping the key verbatim keeps the
+/// mapping one-to-one. Every result key ends in `.json`, which is not an image suffix: a
+/// second recursion guard besides the prefix. Errors when the key would be empty or exceed
+/// S3's 1024-byte limit (the write could never succeed).
+pub fn result_key(prefix: &str, key: &str) -> Result<String, String> {
+    if key.is_empty() {
+        return Err("the object key is empty".into());
+    }
+    let result = format!("{prefix}{key}.json");
+    if result.len() > MAX_S3_KEY_BYTES {
+        return Err(format!(
+            "the result key would be {} bytes, over S3's {MAX_S3_KEY_BYTES}-byte key limit",
+            result.len()
+        ));
+    }
+    Ok(result)
 }
 
 fn json_response(status: u16, body: &Value) -> lambda_http::Response<lambda_http::Body> {

@@ -3,7 +3,11 @@
 //! The endpoint can be overridden (`S3_ENDPOINT_URL`, path-style addressing) so the same code
 //! talks to AWS and to a local S3 server.
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
@@ -12,6 +16,17 @@ use serde::{Deserialize, Serialize};
 pub const ENDPOINT_ENV: &str = "S3_ENDPOINT_URL";
 /// Default largest object fetched for detection.
 pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 15 * 1024 * 1024;
+
+// Without these the SDK only bounds connecting (3.1 s): an S3 endpoint that accepts the
+// connection and never answers would hold a request until the Lambda timeout. S3 answers in
+// tens of milliseconds and a 15 MiB object takes well under a second in-region, so these only
+// cut off an S3 that is not working.
+/// Setting up a connection to S3.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// One attempt of an S3 call, up to the response headers (the SDK retries up to 3 attempts).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// An S3 call with its retries; for a fetch, also reading the object's body.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why an object could not be fetched or written, with the per-image status it maps to.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,36 +55,39 @@ pub struct S3Store {
     max_object_bytes: u64,
 }
 
-fn describe<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
-    err: &SdkError<E, R>,
-    what: &str,
-) -> S3Error {
+/// Maps an SDK error to the per-image status: 404 missing, 403 denied, 504 timed out,
+/// 502 anything else (S3 unreachable, S3 server errors, unreadable responses).
+fn describe<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>, what: &str) -> S3Error {
     match err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or("");
-            let raw_status = format!("{:?}", service.raw());
-            match code {
-                "NoSuchKey" | "NotFound" | "NoSuchVersion" => {
+            let status = service.raw().status().as_u16();
+            match (code, status) {
+                ("NoSuchKey" | "NotFound" | "NoSuchVersion", _) => {
                     S3Error::new(404, format!("{what}: no such object"), false)
                 }
-                "NoSuchBucket" => S3Error::new(404, format!("{what}: no such bucket"), false),
-                "AccessDenied" | "Forbidden" | "AllAccessDisabled" => S3Error::new(
+                ("NoSuchBucket", _) => S3Error::new(404, format!("{what}: no such bucket"), false),
+                ("AccessDenied" | "Forbidden" | "AllAccessDisabled", _) | (_, 403) => S3Error::new(
                     403,
                     format!("{what}: access denied (the function may read only its allowed buckets and prefixes)"),
                     false,
                 ),
-                _ if raw_status.contains("StatusCode(404)") || raw_status.contains("status: 404") => {
-                    S3Error::new(404, format!("{what}: no such object"), false)
-                }
-                _ if raw_status.contains("403") => S3Error::new(403, format!("{what}: access denied"), false),
+                // HEAD-style errors have no body, hence no code.
+                (_, 404) => S3Error::new(404, format!("{what}: no such object"), false),
                 _ => S3Error::new(
                     502,
-                    format!("{what}: S3 error {}: {}", code, service.err().message().unwrap_or("")),
+                    format!(
+                        "{what}: S3 error {status} {code}: {}",
+                        service.err().message().unwrap_or("")
+                    ),
                     true,
                 ),
             }
         }
         SdkError::TimeoutError(_) => S3Error::new(504, format!("{what}: S3 timed out"), true),
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => {
+            S3Error::new(504, format!("{what}: S3 timed out (connect)"), true)
+        }
         SdkError::DispatchFailure(_) => S3Error::new(502, format!("{what}: cannot reach S3"), true),
         other => S3Error::new(502, format!("{what}: S3 request failed: {other}"), true),
     }
@@ -86,8 +104,14 @@ impl S3Store {
             .build_https();
         let region = aws_config::meta::region::RegionProviderChain::default_provider()
             .or_else(Region::new("us-east-1"));
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_timeout(OPERATION_TIMEOUT)
+            .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
+            .timeout_config(timeouts)
             .region(region);
         let endpoint = std::env::var(ENDPOINT_ENV).ok().filter(|e| !e.is_empty());
         if let Some(endpoint) = &endpoint {
@@ -108,6 +132,7 @@ impl S3Store {
     }
 
     /// Fetch an object; its size is checked from the response headers before the body is read.
+    /// The whole fetch, body included, is bounded by [`OPERATION_TIMEOUT`] (504 past it).
     pub async fn fetch(
         &self,
         bucket: &str,
@@ -115,6 +140,30 @@ impl S3Store {
         version: Option<&str>,
     ) -> Result<Vec<u8>, S3Error> {
         let what = format!("s3://{bucket}/{key}");
+        tokio::time::timeout(
+            OPERATION_TIMEOUT,
+            self.fetch_unbounded(bucket, key, version, &what),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(S3Error::new(
+                504,
+                format!(
+                    "{what}: S3 timed out (no complete answer within {} s)",
+                    OPERATION_TIMEOUT.as_secs()
+                ),
+                true,
+            ))
+        })
+    }
+
+    async fn fetch_unbounded(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+        what: &str,
+    ) -> Result<Vec<u8>, S3Error> {
         let output = self
             .client
             .get_object()
@@ -123,7 +172,7 @@ impl S3Store {
             .set_version_id(version.map(str::to_string))
             .send()
             .await
-            .map_err(|e| describe(&e, &what))?;
+            .map_err(|e| describe(&e, what))?;
         let declared = output.content_length().unwrap_or(0).max(0) as u64;
         if declared > self.max_object_bytes {
             return Err(S3Error::new(
