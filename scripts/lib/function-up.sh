@@ -31,7 +31,9 @@ function_up() {
   cargo build --release --bin detect-lambda
   local env_vars="S3_ENDPOINT_URL=$S3_ENDPOINT_URL,ALLOWED_BUCKETS=$BUCKET,RESULTS_PREFIX=detections/"
   env_vars+=",AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test,AWS_REGION=us-east-1,RUST_LOG=info"
-  setsid cargo lambda watch --release --invoke-address 127.0.0.1 --invoke-port "$WATCH_PORT" \
+  # --ignore-changes: the tests run the binary built above; a source edit during the run must
+  # not rebuild and restart the function under them.
+  setsid cargo lambda watch --release --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$WATCH_PORT" \
     --env-vars "$env_vars" >"$_function_state/watch.log" 2>&1 &
   _watch_pid=$!
   local health="$FUNCTION_URL/api/health"
