@@ -8,6 +8,7 @@
 #   - the Rust standard library for aarch64-unknown-linux-gnu (cargo lambda build --arm64
 #     cross-compiles with zig, but still needs the target's std from rustup)
 #   - curl (scripts/local-s3.sh), through apt-get when run as root
+#   - cargo-deny (cargo install, pinned version): license and duplicate-crate checks
 #
 # Idempotent: a rerun on a complete machine downloads nothing and prints one line.
 # Exits non-zero, naming each tool that does not work, if something is missing afterwards.
@@ -75,6 +76,20 @@ else
   warned+=("rustup not found: cannot add rustfmt, clippy or the $ARM64_TARGET target")
 fi
 
+# --- cargo-deny (license and duplicate checks run by scripts/test.sh) ------------------------
+# Built from crates.io when missing: a few minutes, once. Pinned: deny.toml follows its format.
+CARGO_DENY_VERSION="0.20.2"
+if command -v cargo >/dev/null && ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
+  deny_log="$(mktemp)"
+  if cargo install --locked cargo-deny --version "$CARGO_DENY_VERSION" >"$deny_log" 2>&1; then
+    did+=("cargo install: cargo-deny $CARGO_DENY_VERSION")
+  else
+    tail -n 20 "$deny_log" >&2
+    failed+=("cargo-deny (cargo install --locked cargo-deny --version $CARGO_DENY_VERSION failed: offline?)")
+  fi
+  rm -f "$deny_log"
+fi
+
 # --- Verify ---------------------------------------------------------------------------------
 scripts_dir="$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
 path_hint=" (pip installs console scripts into $scripts_dir: put it on PATH)"
@@ -94,6 +109,7 @@ check "$path_hint" "moto_server" moto_server --help
 check "$path_hint" "cfn-lint" cfn-lint --version
 check "" "boto3" "$PYTHON" -c "import boto3"
 check " (apt-get install curl)" "curl" curl --version
+check " (cargo install --locked cargo-deny)" "cargo-deny" cargo deny --version
 if command -v rustup >/dev/null; then
   check "" "rustfmt" cargo fmt --version
   check "" "clippy" cargo clippy --version
@@ -105,7 +121,7 @@ if ((${#failed[@]})); then
   exit 1
 fi
 
-versions="cargo-lambda $(cargo lambda --version | awk '{print $2}'), $(cfn-lint --version), moto $("$PYTHON" -c 'import moto; print(moto.__version__)'), zig $("$PYTHON" -m ziglang version)"
+versions="cargo-lambda $(cargo lambda --version | awk '{print $2}'), $(cfn-lint --version), moto $("$PYTHON" -c 'import moto; print(moto.__version__)'), zig $("$PYTHON" -m ziglang version), $(cargo deny --version)"
 if ((${#did[@]})); then
   for d in "${did[@]}"; do say "installed $d"; done
   say "ready: $versions"
