@@ -14,7 +14,7 @@
 #                    [--policy-only]   (only the policy study: writes policy.md, not README.md)
 #
 # Default output: docs/evaluation/ (the committed example). Work files: target/study/.
-# Ports: S3_PORT (5077), WATCH_PORT (9077), PROXY_PORT (9177, 9178). Everything started here
+# Ports: S3_PORT (5077), WATCH_PORT (9077), PROXY_PORT (9177, 9178; policy study from 9277). Everything started here
 # is stopped on exit; the proxies also stop by themselves after PROXY_TIMEOUT seconds.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -131,7 +131,8 @@ if [[ "$policy_count" -gt 0 ]]; then
   mkdir -p "$presults"
   echo "== policy study: $policy_count images" >&2
   $detect dataset --preset "$preset" --seed "$seed" --out "$pdata" --count "$policy_count"
-  proxy_port=$((proxy_port + 10))
+  # Apart from the other proxies' ports (and from eval-e2e.sh's, PROXY_PORT 9188 + 100).
+  proxy_port=$((${PROXY_PORT:-9177} + 100))
   k=1
   for profile in $policy_profiles; do
     case "$profile" in
