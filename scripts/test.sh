@@ -22,6 +22,9 @@ scripts/integration-test.sh
 echo "== offload evaluation end to end: 12 generated images, in-process, watch, emulated links, report check"
 scripts/eval-e2e.sh
 
+echo "== load: 4 clients for 15 s through cargo lambda watch (no errors, flat RSS)"
+DURATION=15 scripts/load-test.sh
+
 echo "== cargo lambda build --arm64 (the deployable bootstrap)"
 cargo lambda build --profile dist --arm64 --bin detect-lambda
 bootstrap="target/lambda/detect-lambda/bootstrap"
