@@ -460,8 +460,12 @@ fn parse_header_value(s: &str) -> Result<(&str, Params), String> {
                     c => value.push(c),
                 }
             }
-            let end =
-                end.ok_or_else(|| format!("unterminated quoted string in parameter `{name}`"))?;
+            let end = end.ok_or_else(|| {
+                format!(
+                    "unterminated quoted string in parameter `{}`",
+                    clip(&name, 40)
+                )
+            })?;
             // Anything between the closing quote and the next `;` is ignored.
             rest = quoted[end..].find(';').map_or("", |i| &quoted[end + i..]);
             value
