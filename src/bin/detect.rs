@@ -552,14 +552,7 @@ fn run_bench(args: BenchArgs) -> Result<ExitCode, String> {
             paths: args.paths,
         });
     }
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/images"
-        ))]
-    } else {
-        args.paths.clone()
-    };
+    let paths = paths_or_samples(&args.paths);
     let (files, _) = collect_images(&paths)?;
     let detector = load_detector(&args.model)?;
     let mut inputs = Vec::new();
@@ -809,15 +802,20 @@ fn run_send(args: SendArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn run_local(args: LocalArgs) -> Result<ExitCode, String> {
-    let paths = if args.paths.is_empty() {
+/// The given paths, or the bundled sample images when none are given.
+fn paths_or_samples(paths: &[PathBuf]) -> Vec<PathBuf> {
+    if paths.is_empty() {
         vec![PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/images"
         ))]
     } else {
-        args.paths.clone()
-    };
+        paths.to_vec()
+    }
+}
+
+fn run_local(args: LocalArgs) -> Result<ExitCode, String> {
+    let paths = paths_or_samples(&args.paths);
     let files = collection(&paths)?;
     let detector = load_detector(&args.model)?;
     let bar = progress_bar(files.len(), "images");

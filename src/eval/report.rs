@@ -256,6 +256,18 @@ fn cdf_svg(rows: &[Row], sums: &[Summary]) -> String {
     c.finish(true)
 }
 
+/// Mark a break-even bandwidth on the time-vs-uplink chart when it falls inside its x range.
+fn mark_break_even(c: &mut Chart, break_even_mbit: Option<f64>, local_ms: f64, color: &str) {
+    if let Some(be) = break_even_mbit.filter(|be| (1.0..=1000.0).contains(be)) {
+        c.marker(
+            be,
+            local_ms,
+            color,
+            Some(&format!("break-even {be:.1} Mbit/s")),
+        );
+    }
+}
+
 fn bandwidth_svg(f: &Fitted, sums: &[Summary], links: &[(String, f64, f64)]) -> String {
     let xs = log_space(1.0, 1000.0, 60);
     let worst = f.scenario(1.0, links.iter().map(|l| l.2).fold(0.0, f64::max));
@@ -287,16 +299,12 @@ fn bandwidth_svg(f: &Fitted, sums: &[Summary], links: &[(String, f64, f64)]) -> 
             .map(|&x| (x, f.scenario(x, *d).offload_ms()))
             .collect();
         c.line(&pts, color, true, Some(&format!("offload model, {name}")));
-        if let Some(be) = f.scenario(1.0, *d).break_even_bandwidth_mbit() {
-            if (1.0..=1000.0).contains(&be) {
-                c.marker(
-                    be,
-                    f.local_ms,
-                    color,
-                    Some(&format!("break-even {be:.1} Mbit/s")),
-                );
-            }
-        }
+        mark_break_even(
+            &mut c,
+            f.scenario(1.0, *d).break_even_bandwidth_mbit(),
+            f.local_ms,
+            color,
+        );
     }
     let faster = Fitted {
         remote_compute_ms: f.remote_compute_ms / 4.0,
@@ -314,16 +322,12 @@ fn bandwidth_svg(f: &Fitted, sums: &[Summary], links: &[(String, f64, f64)]) -> 
         true,
         Some(&format!("model, 4x faster remote, +{d} ms")),
     );
-    if let Some(be) = faster.scenario(1.0, d).break_even_bandwidth_mbit() {
-        if (1.0..=1000.0).contains(&be) {
-            c.marker(
-                be,
-                f.local_ms,
-                color,
-                Some(&format!("break-even {be:.1} Mbit/s")),
-            );
-        }
-    }
+    mark_break_even(
+        &mut c,
+        faster.scenario(1.0, d).break_even_bandwidth_mbit(),
+        f.local_ms,
+        color,
+    );
     for (loc, mbit, _) in links {
         if let Some(s) = sums
             .iter()
