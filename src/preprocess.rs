@@ -10,6 +10,9 @@ use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::model::InputSpec;
 
+/// File extensions of the formats [`decode`] reads (lowercase, without the dot).
+pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
+
 /// Limits on untrusted images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageLimits {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lambda_detect::annotate::annotate_file;
 use lambda_detect::detector::ClassRef;
+use lambda_detect::preprocess::IMAGE_EXTENSIONS;
 use lambda_detect::{DetectOptions, Detector, DetectorConfig, ImageResult, ModelSource};
 
 #[derive(Parser)]
@@ -324,8 +325,6 @@ fn class_refs(list: &Option<Vec<String>>) -> Option<Vec<ClassRef>> {
             .collect()
     })
 }
-
-const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff"];
 
 /// Files as given, plus images found under directories (sorted, so runs are repeatable).
 fn collect_images(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, bool), String> {

@@ -289,12 +289,10 @@ pub fn decode_key(raw: &str) -> Result<String, String> {
 
 /// Image keys the trigger processes (the template's notification filter uses the same suffixes).
 pub fn is_image_key(key: &str) -> bool {
-    let lower = key.to_ascii_lowercase();
-    [
-        ".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
-    ]
-    .iter()
-    .any(|s| lower.ends_with(s))
+    // Same as "ends with .<extension>": the extension is what follows the last dot.
+    key.rsplit_once('.').is_some_and(|(_, ext)| {
+        crate::preprocess::IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+    })
 }
 
 #[cfg(test)]
