@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::inference::Inference;
 use crate::labels::Labels;
-use crate::model::{convert, ConversionStats, InputSpec, ModelError, ModelSource};
+use crate::model::{
+    convert_with, ConversionStats, ConvertOptions, InputSpec, ModelError, ModelSource,
+};
 use crate::postprocess::{self, Anchor, FilterOptions, PostprocessParams};
 use crate::preprocess::{self, ImageLimits};
 use crate::schema::{Detection, ImageResult, NormalizedBox, PixelBox, Timings};
@@ -24,6 +26,9 @@ pub struct DetectorConfig {
     /// Threads tract may use inside one inference (1 = single-threaded kernels).
     pub threads: usize,
     pub limits: ImageLimits,
+    /// Run the 1x1 convolutions in 8 bits where the CPU has a fast kernel for it (AVX-512
+    /// VNNI); `false` keeps every convolution in f32.
+    pub int8: bool,
 }
 
 impl Default for DetectorConfig {
@@ -31,6 +36,7 @@ impl Default for DetectorConfig {
         DetectorConfig {
             threads: 1,
             limits: ImageLimits::default(),
+            int8: true,
         }
     }
 }
@@ -50,6 +56,8 @@ pub struct ModelInfo {
     pub operators: usize,
     pub relu6_restored: usize,
     pub relu_restored: usize,
+    /// 1x1 convolutions running in 8 bits (0: all in f32).
+    pub int8_convolutions: usize,
 }
 
 /// Where start-up time went, in milliseconds.
@@ -106,7 +114,10 @@ impl Detector {
         let files = source.read()?;
         let read_ms = ms_since(start);
         let t = Instant::now();
-        let mut converted = convert(&files.bytes)?;
+        let options = ConvertOptions {
+            int8_pointwise: config.int8 && crate::inference::int8_kernel_available(),
+        };
+        let mut converted = convert_with(&files.bytes, &options)?;
         let float_tflite = std::mem::take(&mut converted.float_tflite);
         let convert_ms = ms_since(t);
         // tract asserts on some malformed graphs; a bad model file must be an error, not a crash.
@@ -150,6 +161,7 @@ impl Detector {
             operators: self.stats.operators,
             relu6_restored: self.stats.relu6_restored,
             relu_restored: self.stats.relu_restored,
+            int8_convolutions: self.stats.int8_pointwise,
         }
     }
 

@@ -30,15 +30,37 @@ fn ref_box(v: &Value) -> BoxN {
     }
 }
 
+/// Both inference paths: f32 everywhere, and (on CPUs with AVX-512 VNNI) 8-bit 1x1 convolutions.
 #[test]
 fn detections_match_litert_on_every_fixture() {
+    let float = check_against_litert(false);
+    assert_eq!(float.0, 0, "the f32 path runs no 8-bit convolution");
+    let int8 = check_against_litert(true);
+    assert_eq!(
+        int8.0 > 0,
+        lambda_detect::inference::int8_kernel_available(),
+        "8-bit convolutions run exactly where the CPU has the kernel"
+    );
+    for (mode, (_, worst_iou, worst_diff)) in [("f32", float), ("8-bit 1x1", int8)] {
+        eprintln!("{mode}: worst IoU {worst_iou:.3}, worst |score difference| {worst_diff:.3}");
+    }
+}
+
+/// Compare every fixture's detections with LiteRT's; returns (8-bit convolutions in use, worst
+/// IoU of a matched detection, worst score difference).
+fn check_against_litert(int8: bool) -> (usize, f32, f32) {
     let reference: Value = serde_json::from_str(
         &std::fs::read_to_string(fixture_dir().join("reference.json")).unwrap(),
     )
     .unwrap();
     let images = reference["images"].as_object().expect("images map");
     assert!(images.len() >= 10, "the reference covers the fixtures");
-    let detector = Detector::load(&ModelSource::Default, &DetectorConfig::default()).unwrap();
+    let config = DetectorConfig {
+        int8,
+        ..DetectorConfig::default()
+    };
+    let detector = Detector::load(&ModelSource::Default, &config).unwrap();
+    let (mut worst_iou, mut worst_diff) = (1.0f32, 0.0f32);
     // Look below 0.5 so a reference detection at 0.5 is matched even if ours scores 0.45.
     let options = detector
         .resolve_options(&DetectOptions {
@@ -90,7 +112,11 @@ fn detections_match_litert_on_every_fixture() {
                 .map(|(_, s, b)| (iou(b, &rb), *s))
                 .max_by(|a, b| a.0.total_cmp(&b.0));
             match best {
-                Some((overlap, s)) if overlap >= MIN_IOU && (s - score).abs() <= MAX_SCORE_DIFF => matched += 1,
+                Some((overlap, s)) if overlap >= MIN_IOU && (s - score).abs() <= MAX_SCORE_DIFF => {
+                    matched += 1;
+                    worst_iou = worst_iou.min(overlap);
+                    worst_diff = worst_diff.max((s - score).abs());
+                }
                 other => failures.push(format!(
                     "{name}: reference {} {score:.3} not matched (best same-class IoU, score: {other:?})",
                     r["label"]
@@ -110,13 +136,19 @@ fn detections_match_litert_on_every_fixture() {
     }
     assert!(
         failures.is_empty(),
-        "fidelity failures:\n{}",
+        "fidelity failures ({}):\n{}",
+        if int8 {
+            "8-bit 1x1 convolutions"
+        } else {
+            "f32"
+        },
         failures.join("\n")
     );
     assert!(
         matched >= 12,
         "only {matched} reference detections were checked"
     );
+    (detector.info().int8_convolutions, worst_iou, worst_diff)
 }
 
 /// A large photo takes the two-step resize (block average, then bilinear): its detections must

@@ -271,6 +271,10 @@ struct ModelArgs {
     /// Threads tract uses inside one inference.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     threads: u16,
+    /// Keep every convolution in f32 (by default 1x1 convolutions run in 8 bits on CPUs with
+    /// AVX-512 VNNI).
+    #[arg(long)]
+    float: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -374,6 +378,7 @@ fn load_detector(args: &ModelArgs) -> Result<Detector, String> {
     };
     let config = DetectorConfig {
         threads: args.threads as usize,
+        int8: !args.float,
         ..DetectorConfig::default()
     };
     Detector::load(&source, &config).map_err(|e| e.to_string())

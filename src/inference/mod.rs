@@ -1,6 +1,9 @@
 //! Stage 3: run the converted float graph with tract.
 
 mod depthwise;
+mod pointwise_int8;
+
+pub use pointwise_int8::vnni_available as int8_kernel_available;
 
 use std::time::Instant;
 
@@ -10,6 +13,7 @@ use tract_tflite::internal::*;
 
 use crate::model::{ConvertedModel, ModelError};
 use depthwise::FusedDepthwise;
+use pointwise_int8::PointwiseInt8;
 use tract_tflite::internal::tract_core::ops::cnn::{Conv, PaddingSpec};
 
 /// An optimized tract plan for the float graph; `Send + Sync`, shared by all threads.
@@ -52,6 +56,8 @@ impl Inference {
         drop(proto);
         fuse_depthwise(&mut model, &converted.fused_depthwise)
             .map_err(|e| tract_err("fusing depthwise", e))?;
+        use_int8_pointwise(&mut model, &converted.quantized_pointwise)
+            .map_err(|e| tract_err("placing the 8-bit 1x1 convolutions", e))?;
         let load_ms = ms_since(t);
         let t = Instant::now();
         let model = model
@@ -104,6 +110,22 @@ impl Inference {
             scores: take(1)?,
         })
     }
+}
+
+/// Replace each 1x1 `Conv` the conversion kept in 8 bits with one [`PointwiseInt8`] op.
+fn use_int8_pointwise(
+    model: &mut TypedModel,
+    marked: &std::collections::HashMap<String, crate::model::QuantizedPointwise>,
+) -> TractResult<()> {
+    for (name, spec) in marked {
+        let node = model.node_by_name(name)?.clone();
+        node.op_as::<Conv>()
+            .with_context(|| format!("{name} is not a convolution"))?;
+        let op = PointwiseInt8::new(spec).with_context(|| name.clone())?;
+        let patch = TypedModelPatch::replace_single_op(model, &node, &[node.inputs[0]], op)?;
+        patch.apply(model)?;
+    }
+    Ok(())
 }
 
 /// Replace each depthwise `Conv` the conversion marked with one [`FusedDepthwise`] op.

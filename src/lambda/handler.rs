@@ -160,8 +160,11 @@ impl App {
             .ok()
             .and_then(|t| t.parse().ok())
             .unwrap_or(1);
+        // DETECT_FLOAT=1 keeps every convolution in f32 (for comparisons).
+        let int8 = std::env::var("DETECT_FLOAT").map_or(true, |v| v.is_empty() || v == "0");
         let detector_config = DetectorConfig {
             threads,
+            int8,
             ..DetectorConfig::default()
         };
         let detector = tokio::task::spawn_blocking(move || {

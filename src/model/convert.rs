@@ -42,6 +42,8 @@ pub struct ConversionStats {
     pub dequantized_constants: usize,
     pub relu_restored: usize,
     pub relu6_restored: usize,
+    /// 1x1 convolutions kept in 8 bits for the integer kernel.
+    pub int8_pointwise: usize,
 }
 
 /// Output of [`convert`]: a float model for tract plus what the postprocess needs.
@@ -55,7 +57,38 @@ pub struct ConvertedModel {
     /// Depthwise convolutions (by output tensor name) written without their activation, with
     /// the clamp it implies, for the inference stage to run as one fused op.
     pub fused_depthwise: std::collections::HashMap<String, Option<(f32, f32)>>,
+    /// 1x1 convolutions (by output tensor name) kept in 8 bits for the integer kernel, written
+    /// into the float model without their activation (the kernel applies the clamp).
+    pub quantized_pointwise: std::collections::HashMap<String, QuantizedPointwise>,
     pub stats: ConversionStats,
+}
+
+/// What the conversion may keep in 8 bits instead of converting to float.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConvertOptions {
+    /// Hand 1x1 convolutions with 8-bit weights and activations to the integer kernel
+    /// ([`ConvertedModel::quantized_pointwise`]); only worth it where that kernel is fast.
+    pub int8_pointwise: bool,
+}
+
+/// A 1x1 convolution in the model's own 8-bit arithmetic: for input pixel `a` (unsigned 8-bit)
+/// and output channel `o`, `y[o] = clamp(input_scale * weight_scales[o] *
+/// sum_k (a[k] - input_zero_point) * (weights[o][k] - weight_zero_points[o]) + bias[o])`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizedPointwise {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub input_scale: f32,
+    /// Zero point of the input as unsigned 8-bit values (for int8 tensors: zero point + 128).
+    pub input_zero_point: i32,
+    /// `[out_channels][in_channels]`, as signed 8-bit values (uint8 weights are shifted by -128
+    /// together with their zero points, which leaves every difference unchanged).
+    pub weights: Vec<i8>,
+    pub weight_zero_points: Vec<i32>,
+    pub weight_scales: Vec<f32>,
+    pub bias: Vec<f32>,
+    /// Output clamp (ReLU: (0, inf), ReLU6: (0, 6)).
+    pub clamp: Option<(f32, f32)>,
 }
 
 /// Builtin ops the rewrite knows how to carry over (their options are copied field by field).
@@ -398,8 +431,14 @@ fn has_fused_activation(code: Op) -> bool {
     )
 }
 
-/// Convert a (quantized or float) SSD TFLite model with a `TFLite_Detection_PostProcess` op.
+/// Convert a (quantized or float) SSD TFLite model with a `TFLite_Detection_PostProcess` op,
+/// everything to float.
 pub fn convert(bytes: &[u8]) -> Result<ConvertedModel, ModelError> {
+    convert_with(bytes, &ConvertOptions::default())
+}
+
+/// [`convert`], keeping what `options` allow in 8 bits.
+pub fn convert_with(bytes: &[u8], options: &ConvertOptions) -> Result<ConvertedModel, ModelError> {
     let model = tflite::root_as_model(bytes)
         .map_err(|e| ModelError::invalid(format!("not a TFLite flatbuffer: {e}")))?;
     let subgraphs = model
@@ -669,6 +708,7 @@ pub fn convert(bytes: &[u8]) -> Result<ConvertedModel, ModelError> {
     let mut codes = Vec::new();
     let mut code_index = std::collections::HashMap::new();
     let mut fused_depthwise = std::collections::HashMap::new();
+    let mut quantized_pointwise = std::collections::HashMap::new();
     let mut new_ops = Vec::new();
     for op in operators.iter() {
         let (code, _) = op_code(&model, &op)?;
@@ -716,6 +756,14 @@ pub fn convert(bytes: &[u8]) -> Result<ConvertedModel, ModelError> {
             {
                 let out = tensors.get(outputs[0])?;
                 fused_depthwise.insert(name_of(&out), clamp);
+                act = Some(Act::NONE);
+            }
+        }
+        if code == Op::CONV_2D && options.int8_pointwise {
+            if let Some(spec) = int8_pointwise(&op, &op_inputs, &tensors, &buffer_data, act)? {
+                let out = tensors.get(outputs[0])?;
+                quantized_pointwise.insert(name_of(&out), spec);
+                stats.int8_pointwise += 1;
                 act = Some(Act::NONE);
             }
         }
@@ -796,6 +844,7 @@ pub fn convert(bytes: &[u8]) -> Result<ConvertedModel, ModelError> {
         score_columns,
         stats,
         fused_depthwise,
+        quantized_pointwise,
     })
 }
 
@@ -827,14 +876,121 @@ fn fusable_depthwise(
     if !weights_constant {
         return Ok(None);
     }
-    let clamp = match act.unwrap_or(o.fused_activation_function()) {
-        Act::NONE => None,
-        Act::RELU => Some((0.0, f32::INFINITY)),
-        Act::RELU6 => Some((0.0, 6.0)),
-        Act::RELU_N1_TO_1 => Some((-1.0, 1.0)),
-        _ => return Ok(None),
+    Ok(clamp_of(act.unwrap_or(o.fused_activation_function())))
+}
+
+/// The clamp an activation stands for, if it is one.
+fn clamp_of(act: Act) -> Option<Option<(f32, f32)>> {
+    match act {
+        Act::NONE => Some(None),
+        Act::RELU => Some(Some((0.0, f32::INFINITY))),
+        Act::RELU6 => Some(Some((0.0, 6.0))),
+        Act::RELU_N1_TO_1 => Some(Some((-1.0, 1.0))),
+        _ => None,
+    }
+}
+
+/// Whether a CONV_2D is a 1x1 convolution the 8-bit kernel can run (stride 1, 8-bit input with
+/// one scale, constant 8-bit weights quantized per tensor or per output channel, constant int32
+/// bias, input channels a multiple of 4, an activation that is a clamp); if so, its spec.
+fn int8_pointwise<'a>(
+    op: &tflite::Operator,
+    inputs: &[i32],
+    tensors: &Tensors<'a>,
+    buffer_data: &dyn Fn(&tflite::Tensor<'a>) -> Option<&'a [u8]>,
+    act: Option<Act>,
+) -> Result<Option<QuantizedPointwise>, ModelError> {
+    let Some(o) = op.builtin_options_as_conv_2_doptions() else {
+        return Ok(None);
     };
-    Ok(Some(clamp))
+    if inputs.len() != 3 || o.stride_h() != 1 || o.stride_w() != 1 {
+        return Ok(None);
+    }
+    let Some(clamp) = clamp_of(act.unwrap_or(o.fused_activation_function())) else {
+        return Ok(None);
+    };
+    let (input, kernel, bias) = (
+        tensors.get(inputs[0])?,
+        tensors.get(inputs[1])?,
+        tensors.get(inputs[2])?,
+    );
+    let kernel_shape = shape_of(&kernel)?;
+    let input_shape = shape_of(&input)?;
+    let eight_bit = |t: &tflite::Tensor| matches!(t.type_(), TensorType::UINT8 | TensorType::INT8);
+    if kernel_shape.len() != 4
+        || kernel_shape[1] != 1
+        || kernel_shape[2] != 1
+        || input_shape.len() != 4
+        || input_shape[3] != kernel_shape[3]
+        || kernel_shape[3] % 4 != 0
+        || !eight_bit(&input)
+        || !eight_bit(&kernel)
+        || bias.type_() != TensorType::INT32
+    {
+        return Ok(None);
+    }
+    let (out_channels, in_channels) = (kernel_shape[0], kernel_shape[3]);
+    let (Some(qi), Some(qw), Some(qb)) = (
+        quantization(&input),
+        quantization(&kernel),
+        quantization(&bias),
+    ) else {
+        return Ok(None);
+    };
+    let (Some(w), Some(b)) = (buffer_data(&kernel), buffer_data(&bias)) else {
+        return Ok(None);
+    };
+    let per_channel = qw.scales.len() == out_channels && qw.axis == 0;
+    if qi.scales.len() != 1
+        || !(qw.scales.len() == 1 || per_channel)
+        || qw.zero_points.len() != qw.scales.len()
+        || w.len() != out_channels * in_channels
+    {
+        return Ok(None);
+    }
+    // Unsigned values are shifted into the signed range; so are their zero points.
+    let shift = |t: &tflite::Tensor| {
+        if t.type_() == TensorType::UINT8 {
+            128
+        } else {
+            0
+        }
+    };
+    let (w_shift, in_shift) = (shift(&kernel), shift(&input));
+    let weights: Vec<i8> = if w_shift == 128 {
+        w.iter().map(|&v| (v ^ 0x80) as i8).collect()
+    } else {
+        w.iter().map(|&v| v as i8).collect()
+    };
+    let channel = |v: &[f32], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+    let zp = |i: usize| -> i64 {
+        if qw.zero_points.len() == 1 {
+            qw.zero_points[0]
+        } else {
+            qw.zero_points[i]
+        }
+    };
+    let bias = dequantize(&bias, b, &qb)?;
+    let input_zero_point = qi.zero_points[0] + 128 - in_shift;
+    let weight_zero_points: Vec<i64> = (0..out_channels).map(|i| zp(i) - w_shift).collect();
+    // Zero points outside the 8-bit range (a malformed model) could overflow the i32 sums.
+    if bias.len() != out_channels
+        || !(0..=255).contains(&input_zero_point)
+        || weight_zero_points.iter().any(|z| !(-128..=127).contains(z))
+    {
+        return Ok(None);
+    }
+    Ok(Some(QuantizedPointwise {
+        in_channels,
+        out_channels,
+        input_scale: qi.scales[0],
+        input_zero_point: input_zero_point as i32,
+        weights,
+        weight_zero_points: weight_zero_points.iter().map(|&z| z as i32).collect(),
+        weight_scales: (0..out_channels).map(|i| channel(&qw.scales, i)).collect(),
+        bias,
+        clamp,
+    }))
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {

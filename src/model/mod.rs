@@ -6,7 +6,10 @@ mod postprocess_options;
 
 use std::path::{Path, PathBuf};
 
-pub use convert::{convert, ConversionStats, ConvertedModel, InputQuantization, InputSpec};
+pub use convert::{
+    convert, convert_with, ConversionStats, ConvertOptions, ConvertedModel, InputQuantization,
+    InputSpec, QuantizedPointwise,
+};
 pub use postprocess_options::{parse_postprocess_options, POSTPROCESS_OP};
 
 use crate::labels::Labels;
