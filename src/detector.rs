@@ -237,6 +237,13 @@ impl Detector {
         self.inference.op_counts()
     }
 
+    /// Mean milliseconds per inference spent in each op kind, over `runs` runs on a mid-grey
+    /// image (for profiling notes).
+    pub fn profile(&self, runs: usize) -> Result<std::collections::BTreeMap<String, f64>, String> {
+        let input = vec![0.0; self.input.height * self.input.width * self.input.channels];
+        self.inference.profile(&input, runs)
+    }
+
     /// Inference only, on an input from [`Detector::preprocess`] (for benchmarks).
     pub fn infer(&self, input: Vec<f32>) -> Result<crate::inference::RawOutputs, String> {
         self.inference.run(input)

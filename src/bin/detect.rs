@@ -26,7 +26,7 @@ enum Command {
     /// Detect objects in image files and directories (searched recursively).
     Files(FilesArgs),
     /// Load the model and print what it is and how long loading took.
-    Info(ModelArgs),
+    Info(InfoArgs),
     /// Time inference (and the whole pipeline) on images, in-process.
     Bench(BenchArgs),
     /// Write a deterministic image collection (the seed's SMALL / MEDIUM / BIG).
@@ -277,6 +277,15 @@ struct ModelArgs {
     float: bool,
 }
 
+#[derive(Args)]
+struct InfoArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Also time each op kind of the plan over this many inferences (mean ms per inference).
+    #[arg(long, value_name = "RUNS")]
+    profile: Option<usize>,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Table,
@@ -519,13 +528,16 @@ fn run_files(args: FilesArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn run_info(args: ModelArgs) -> Result<ExitCode, String> {
-    let detector = load_detector(&args)?;
-    let out = serde_json::json!({
+fn run_info(args: InfoArgs) -> Result<ExitCode, String> {
+    let detector = load_detector(&args.model)?;
+    let mut out = serde_json::json!({
         "model": detector.info(),
         "load_ms": detector.load_timings(),
         "tract_plan_ops": detector.plan_op_counts(),
     });
+    if let Some(runs) = args.profile {
+        out["profile_ms_per_inference"] = serde_json::json!(detector.profile(runs)?);
+    }
     println!(
         "{}",
         serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?

@@ -8,6 +8,9 @@
 
 use tract_tflite::internal::*;
 
+/// Channels summed together in registers (one AVX-512 vector, two AVX2 vectors).
+const LANES: usize = 16;
+
 /// Depthwise convolution with multiplier 1, batch-major NHWC, constant kernel and bias.
 #[derive(Debug, Clone)]
 pub struct FusedDepthwise {
@@ -65,32 +68,53 @@ impl FusedDepthwise {
         let (sh, sw) = self.stride;
         let (pt, pl) = self.pad_before;
         let c = self.channels;
+        // The taps inside the image for one output pixel: (input offset, kernel offset).
+        let mut taps: Vec<(usize, usize)> = Vec::with_capacity(kh * kw);
         for oy in 0..oh {
             for ox in 0..ow {
-                let acc = &mut output[(oy * ow + ox) * c..][..c];
-                acc.copy_from_slice(&self.bias);
+                taps.clear();
                 for ky in 0..kh {
                     let iy = oy * sh + ky;
                     if iy < pt || iy - pt >= ih {
                         continue;
                     }
-                    let row = (iy - pt) * iw;
                     for kx in 0..kw {
                         let ix = ox * sw + kx;
                         if ix < pl || ix - pl >= iw {
                             continue;
                         }
-                        let x = &input[(row + ix - pl) * c..][..c];
-                        let w = &self.kernel[(ky * kw + kx) * c..][..c];
-                        for ((a, &xv), &wv) in acc.iter_mut().zip(x).zip(w) {
-                            *a += xv * wv;
-                        }
+                        taps.push((((iy - pt) * iw + ix - pl) * c, (ky * kw + kx) * c));
                     }
                 }
-                if let Some((lo, hi)) = self.clamp {
-                    for a in acc.iter_mut() {
-                        *a = a.max(lo).min(hi);
+                let out = &mut output[(oy * ow + ox) * c..][..c];
+                // Blocks of LANES channels are summed in registers over all taps.
+                let whole = c / LANES * LANES;
+                for ch in (0..whole).step_by(LANES) {
+                    let mut acc: [f32; LANES] = self.bias[ch..ch + LANES].try_into().unwrap();
+                    for &(x0, w0) in &taps {
+                        let x: &[f32; LANES] = input[x0 + ch..][..LANES].try_into().unwrap();
+                        let w: &[f32; LANES] =
+                            self.kernel[w0 + ch..][..LANES].try_into().unwrap();
+                        for l in 0..LANES {
+                            acc[l] += x[l] * w[l];
+                        }
                     }
+                    if let Some((lo, hi)) = self.clamp {
+                        for a in acc.iter_mut() {
+                            *a = a.max(lo).min(hi);
+                        }
+                    }
+                    out[ch..ch + LANES].copy_from_slice(&acc);
+                }
+                for ch in whole..c {
+                    let mut acc = self.bias[ch];
+                    for &(x0, w0) in &taps {
+                        acc += input[x0 + ch] * self.kernel[w0 + ch];
+                    }
+                    if let Some((lo, hi)) = self.clamp {
+                        acc = acc.max(lo).min(hi);
+                    }
+                    out[ch] = acc;
                 }
             }
         }
@@ -102,6 +126,69 @@ impl FusedDepthwise {
         self.image(input, output)
     }
 
+    /// [`Self::image`] with AVX-512 intrinsics: one register per 16 channels, fused multiply-adds.
+    ///
+    /// Safety: the CPU must have AVX-512 F; `input` and `output` must be one image each.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn image_avx512(&self, input: &[f32], output: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let (ih, iw) = self.in_hw;
+        let (oh, ow) = self.out_hw;
+        let (kh, kw) = self.kernel_hw;
+        let (sh, sw) = self.stride;
+        let (pt, pl) = self.pad_before;
+        let c = self.channels;
+        assert!(input.len() == ih * iw * c && output.len() == oh * ow * c);
+        let (lo, hi) = self
+            .clamp
+            .unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        let whole = c / 16 * 16;
+        let mask: __mmask16 = ((1u32 << (c - whole)) - 1) as u16;
+        let (x, w, b) = (input.as_ptr(), self.kernel.as_ptr(), self.bias.as_ptr());
+        let mut taps: Vec<(usize, usize)> = Vec::with_capacity(kh * kw);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                taps.clear();
+                for ky in 0..kh {
+                    let iy = oy * sh + ky;
+                    if iy < pt || iy - pt >= ih {
+                        continue;
+                    }
+                    for kx in 0..kw {
+                        let ix = ox * sw + kx;
+                        if ix < pl || ix - pl >= iw {
+                            continue;
+                        }
+                        taps.push((((iy - pt) * iw + ix - pl) * c, (ky * kw + kx) * c));
+                    }
+                }
+                let out = output.as_mut_ptr().add((oy * ow + ox) * c);
+                // Every offset below is a tap inside the image plus a channel below c.
+                for ch in (0..whole).step_by(16) {
+                    let mut acc = _mm512_loadu_ps(b.add(ch));
+                    for &(x0, w0) in &taps {
+                        let xv = _mm512_loadu_ps(x.add(x0 + ch));
+                        acc = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w.add(w0 + ch)), acc);
+                    }
+                    let y = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
+                    _mm512_storeu_ps(out.add(ch), y);
+                }
+                if whole < c {
+                    let mut acc = _mm512_maskz_loadu_ps(mask, b.add(whole));
+                    for &(x0, w0) in &taps {
+                        let xv = _mm512_maskz_loadu_ps(mask, x.add(x0 + whole));
+                        let wv = _mm512_maskz_loadu_ps(mask, w.add(w0 + whole));
+                        acc = _mm512_fmadd_ps(xv, wv, acc);
+                    }
+                    let y = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
+                    _mm512_mask_storeu_ps(out.add(whole), mask, y);
+                }
+            }
+        }
+    }
+
     /// Compute a batch, picking the widest vector build this CPU runs.
     pub fn compute(&self, input: &[f32], output: &mut [f32]) {
         let in_len = self.in_hw.0 * self.in_hw.1 * self.channels;
@@ -110,6 +197,12 @@ impl FusedDepthwise {
             .chunks_exact(in_len)
             .zip(output.chunks_exact_mut(out_len))
         {
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx512f") {
+                // Safety: the CPU supports AVX-512 F, checked just above.
+                unsafe { self.image_avx512(x, y) };
+                continue;
+            }
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("avx2") {
                 // Safety: the CPU supports AVX2, checked just above.

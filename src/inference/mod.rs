@@ -91,6 +91,31 @@ impl Inference {
         counts
     }
 
+    /// Time each op kind over `runs` inferences of `input`: mean milliseconds per inference.
+    pub fn profile(
+        &self,
+        input: &[f32],
+        runs: usize,
+    ) -> Result<std::collections::BTreeMap<String, f64>, String> {
+        use tract_tflite::internal::tract_core::plan::{eval, SimpleState};
+        let mut totals = std::collections::BTreeMap::<String, f64>::new();
+        let mut state = SimpleState::new(&self.plan).map_err(|e| e.to_string())?;
+        for _ in 0..runs.max(1) {
+            let tensor =
+                Tensor::from_shape(&self.input_shape, input).map_err(|e| e.to_string())?;
+            state
+                .run_plan_with_eval(tvec!(tensor.into_tvalue()), |ctx, op_state, node, inputs| {
+                    let t = Instant::now();
+                    let out = eval(ctx, op_state, node, inputs);
+                    *totals.entry(node.op().name().to_string()).or_default() += ms_since(t);
+                    out
+                })
+                .map_err(|e| format!("{e:?}"))?;
+        }
+        totals.values_mut().for_each(|v| *v /= runs.max(1) as f64);
+        Ok(totals)
+    }
+
     /// Run one image (NHWC float input of the model's size).
     pub fn run(&self, input: Vec<f32>) -> Result<RawOutputs, String> {
         let tensor = Tensor::from_shape(&self.input_shape, &input).map_err(|e| e.to_string())?;

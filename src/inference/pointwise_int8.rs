@@ -296,7 +296,8 @@ impl EvalOp for PointwiseInt8 {
             "PointwiseInt8 input {shape:?}"
         );
         *shape.last_mut().unwrap() = self.packed.n;
-        let mut output = Tensor::zero::<f32>(&shape)?;
+        // Safety: `compute` writes every element (each pixel's n channels) before it is read.
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&shape)? };
         {
             let x = input.try_as_plain_ram()?;
             let mut y = output.try_as_plain_ram_mut()?;
