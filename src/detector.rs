@@ -26,7 +26,7 @@ pub struct DetectorConfig {
     /// Threads tract may use inside one inference (1 = single-threaded kernels).
     pub threads: usize,
     pub limits: ImageLimits,
-    /// Run the 1x1 convolutions in 8 bits where the CPU has a fast kernel for it (AVX-512
+    /// Run the convolutions in 8 bits where the CPU has a fast kernel for it (AVX-512
     /// VNNI); `false` keeps every convolution in f32.
     pub int8: bool,
 }
@@ -56,7 +56,7 @@ pub struct ModelInfo {
     pub operators: usize,
     pub relu6_restored: usize,
     pub relu_restored: usize,
-    /// 1x1 convolutions running in 8 bits (0: all in f32).
+    /// Convolutions running in 8 bits (0: all in f32).
     pub int8_convolutions: usize,
 }
 
@@ -115,7 +115,7 @@ impl Detector {
         let read_ms = ms_since(start);
         let t = Instant::now();
         let options = ConvertOptions {
-            int8_pointwise: config.int8 && crate::inference::int8_kernel_available(),
+            int8_convs: config.int8 && crate::inference::int8_kernel_available(),
         };
         let mut converted = convert_with(&files.bytes, &options)?;
         let float_tflite = std::mem::take(&mut converted.float_tflite);
@@ -161,7 +161,7 @@ impl Detector {
             operators: self.stats.operators,
             relu6_restored: self.stats.relu6_restored,
             relu_restored: self.stats.relu_restored,
-            int8_convolutions: self.stats.int8_pointwise,
+            int8_convolutions: self.stats.int8_convs,
         }
     }
 

@@ -30,7 +30,7 @@ fn ref_box(v: &Value) -> BoxN {
     }
 }
 
-/// Both inference paths: f32 everywhere, and (on CPUs with AVX-512 VNNI) 8-bit 1x1 convolutions.
+/// Both inference paths: f32 everywhere, and (on CPUs with AVX-512 VNNI) 8-bit convolutions.
 #[test]
 fn detections_match_litert_on_every_fixture() {
     let float = check_against_litert(false);
@@ -41,7 +41,7 @@ fn detections_match_litert_on_every_fixture() {
         lambda_detect::inference::int8_kernel_available(),
         "8-bit convolutions run exactly where the CPU has the kernel"
     );
-    for (mode, (_, worst_iou, worst_diff)) in [("f32", float), ("8-bit 1x1", int8)] {
+    for (mode, (_, worst_iou, worst_diff)) in [("f32", float), ("8-bit", int8)] {
         eprintln!("{mode}: worst IoU {worst_iou:.3}, worst |score difference| {worst_diff:.3}");
     }
 }
@@ -137,11 +137,7 @@ fn check_against_litert(int8: bool) -> (usize, f32, f32) {
     assert!(
         failures.is_empty(),
         "fidelity failures ({}):\n{}",
-        if int8 {
-            "8-bit 1x1 convolutions"
-        } else {
-            "f32"
-        },
+        if int8 { "8-bit convolutions" } else { "f32" },
         failures.join("\n")
     );
     assert!(

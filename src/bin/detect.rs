@@ -271,7 +271,7 @@ struct ModelArgs {
     /// Threads tract uses inside one inference.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     threads: u16,
-    /// Keep every convolution in f32 (by default 1x1 convolutions run in 8 bits on CPUs with
+    /// Keep every convolution in f32 (by default convolutions run in 8 bits on CPUs with
     /// AVX-512 VNNI).
     #[arg(long)]
     float: bool,

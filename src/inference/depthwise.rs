@@ -93,8 +93,7 @@ impl FusedDepthwise {
                     let mut acc: [f32; LANES] = self.bias[ch..ch + LANES].try_into().unwrap();
                     for &(x0, w0) in &taps {
                         let x: &[f32; LANES] = input[x0 + ch..][..LANES].try_into().unwrap();
-                        let w: &[f32; LANES] =
-                            self.kernel[w0 + ch..][..LANES].try_into().unwrap();
+                        let w: &[f32; LANES] = self.kernel[w0 + ch..][..LANES].try_into().unwrap();
                         for l in 0..LANES {
                             acc[l] += x[l] * w[l];
                         }
@@ -126,6 +125,92 @@ impl FusedDepthwise {
         self.image(input, output)
     }
 
+    /// 3x3 kernels with AVX-512: per output row and 16-channel block, the nine weight vectors
+    /// stay in registers while the row's pixels stream past; interior pixels skip edge checks.
+    ///
+    /// Safety: the CPU must have AVX-512 F; `input` and `output` must be one image each.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn image_3x3_avx512(&self, input: &[f32], output: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let (ih, iw) = self.in_hw;
+        let (oh, ow) = self.out_hw;
+        let (sh, sw) = self.stride;
+        let (pt, pl) = self.pad_before;
+        let c = self.channels;
+        assert!(self.kernel_hw == (3, 3));
+        assert!(input.len() == ih * iw * c && output.len() == oh * ow * c);
+        assert!(self.kernel.len() == 9 * c && self.bias.len() == c);
+        let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        let (x, w, b, y) = (
+            input.as_ptr(),
+            self.kernel.as_ptr(),
+            self.bias.as_ptr(),
+            output.as_mut_ptr(),
+        );
+        for oy in 0..oh {
+            // Input rows of the three kernel rows, None where they fall in the padding.
+            let rows: [Option<usize>; 3] = std::array::from_fn(|ky| {
+                let iy = oy * sh + ky;
+                (iy >= pt && iy - pt < ih).then(|| iy - pt)
+            });
+            for ch in (0..c).step_by(16) {
+                let m: __mmask16 = if ch + 16 <= c {
+                    0xffff
+                } else {
+                    ((1u32 << (c - ch)) - 1) as u16
+                };
+                let wv: [__m512; 9] =
+                    std::array::from_fn(|t| _mm512_maskz_loadu_ps(m, w.add(t * c + ch)));
+                let bias = _mm512_maskz_loadu_ps(m, b.add(ch));
+                for ox in 0..ow {
+                    let mut acc = bias;
+                    let left = ox * sw;
+                    if left >= pl && left - pl + 2 < iw {
+                        let ix = left - pl;
+                        for (ky, row) in rows.iter().enumerate() {
+                            if let Some(iy) = *row {
+                                let p = x.add((iy * iw + ix) * c + ch);
+                                acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, p), wv[ky * 3], acc);
+                                let p = p.add(c);
+                                acc = _mm512_fmadd_ps(
+                                    _mm512_maskz_loadu_ps(m, p),
+                                    wv[ky * 3 + 1],
+                                    acc,
+                                );
+                                let p = p.add(c);
+                                acc = _mm512_fmadd_ps(
+                                    _mm512_maskz_loadu_ps(m, p),
+                                    wv[ky * 3 + 2],
+                                    acc,
+                                );
+                            }
+                        }
+                    } else {
+                        for (ky, row) in rows.iter().enumerate() {
+                            let Some(iy) = *row else { continue };
+                            for kx in 0..3 {
+                                let ixp = left + kx;
+                                if ixp < pl || ixp - pl >= iw {
+                                    continue;
+                                }
+                                let p = x.add((iy * iw + ixp - pl) * c + ch);
+                                acc = _mm512_fmadd_ps(
+                                    _mm512_maskz_loadu_ps(m, p),
+                                    wv[ky * 3 + kx],
+                                    acc,
+                                );
+                            }
+                        }
+                    }
+                    let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
+                    _mm512_mask_storeu_ps(y.add((oy * ow + ox) * c + ch), m, v);
+                }
+            }
+        }
+    }
+
     /// [`Self::image`] with AVX-512 intrinsics: one register per 16 channels, fused multiply-adds.
     ///
     /// Safety: the CPU must have AVX-512 F; `input` and `output` must be one image each.
@@ -140,9 +225,7 @@ impl FusedDepthwise {
         let (pt, pl) = self.pad_before;
         let c = self.channels;
         assert!(input.len() == ih * iw * c && output.len() == oh * ow * c);
-        let (lo, hi) = self
-            .clamp
-            .unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
         let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
         let whole = c / 16 * 16;
         let mask: __mmask16 = ((1u32 << (c - whole)) - 1) as u16;
@@ -199,8 +282,13 @@ impl FusedDepthwise {
         {
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("avx512f") {
-                // Safety: the CPU supports AVX-512 F, checked just above.
-                unsafe { self.image_avx512(x, y) };
+                // Safety: the CPU supports AVX-512 F, checked just above; x and y are one
+                // image each (chunks of the sizes computed above).
+                if self.kernel_hw == (3, 3) {
+                    unsafe { self.image_3x3_avx512(x, y) };
+                } else {
+                    unsafe { self.image_avx512(x, y) };
+                }
                 continue;
             }
             #[cfg(target_arch = "x86_64")]
@@ -310,24 +398,23 @@ mod tests {
     }
 
     fn op(
-        ih: usize,
-        iw: usize,
-        c: usize,
+        (ih, iw, c): (usize, usize, usize),
+        (kh, kw): (usize, usize),
         stride: usize,
         same: bool,
         clamp: Option<(f32, f32)>,
     ) -> FusedDepthwise {
-        let (oh, pt) = FusedDepthwise::geometry(ih, 3, stride, same);
-        let (ow, pl) = FusedDepthwise::geometry(iw, 3, stride, same);
+        let (oh, pt) = FusedDepthwise::geometry(ih, kh, stride, same);
+        let (ow, pl) = FusedDepthwise::geometry(iw, kw, stride, same);
         FusedDepthwise {
             in_hw: (ih, iw),
             out_hw: (oh, ow),
             channels: c,
-            kernel_hw: (3, 3),
+            kernel_hw: (kh, kw),
             stride: (stride, stride),
             pad_before: (pt, pl),
             kernel: Arc::new(
-                (0..9 * c)
+                (0..kh * kw * c)
                     .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
                     .collect(),
             ),
@@ -345,29 +432,62 @@ mod tests {
         assert_eq!(FusedDepthwise::geometry(10, 3, 1, false), (8, 0));
     }
 
+    /// Every build of the kernel this CPU can run, by name.
+    fn variants() -> Vec<(&'static str, fn(&FusedDepthwise, &[f32], &mut [f32]))> {
+        let mut v: Vec<(&'static str, fn(&FusedDepthwise, &[f32], &mut [f32]))> = vec![
+            ("portable", |op, x, y| op.image(x, y)),
+            ("dispatch", |op, x, y| op.compute(x, y)),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                // Safety: the CPU has AVX2 (checked above).
+                v.push(("avx2", |op, x, y| unsafe { op.image_avx2(x, y) }));
+            }
+            if std::is_x86_feature_detected!("avx512f") {
+                // Safety: the CPU has AVX-512 F (checked above).
+                v.push(("avx512", |op, x, y| unsafe { op.image_avx512(x, y) }));
+                v.push(("avx512 3x3", |op, x, y| {
+                    if op.kernel_hw == (3, 3) {
+                        unsafe { op.image_3x3_avx512(x, y) }
+                    } else {
+                        op.image(x, y)
+                    }
+                }));
+            }
+        }
+        v
+    }
+
     #[test]
     fn matches_the_plain_definition() {
-        for (ih, iw, c, stride, same, clamp) in [
-            (7, 9, 5, 1, true, None),
-            (8, 8, 19, 2, true, Some((0.0, 6.0))),
-            (9, 7, 33, 2, true, Some((0.0, f32::INFINITY))),
-            (10, 10, 8, 1, false, None),
+        for (shape, kernel, stride, same, clamp) in [
+            ((7, 9, 5), (3, 3), 1, true, None),
+            ((8, 8, 19), (3, 3), 2, true, Some((0.0, 6.0))),
+            ((9, 7, 33), (3, 3), 2, true, Some((0.0, f32::INFINITY))),
+            ((10, 10, 8), (3, 3), 1, false, None),
+            ((3, 4, 32), (3, 3), 1, true, Some((0.0, 6.0))),
+            ((11, 6, 21), (5, 5), 2, true, Some((0.0, 6.0))),
+            ((6, 5, 16), (1, 3), 1, false, None),
         ] {
-            let op = op(ih, iw, c, stride, same, clamp);
-            let x: Vec<f32> = (0..ih * iw * c)
-                .map(|i| ((i * 31 % 17) as f32 - 8.0) / 3.0)
-                .collect();
-            let mut y = vec![f32::NAN; op.out_hw.0 * op.out_hw.1 * c];
-            op.compute(&x, &mut y);
-            let want = reference(&op, &x);
-            for (i, (a, b)) in y.iter().zip(&want).enumerate() {
-                assert!(
-                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
-                    "case {ih}x{iw}x{c} s{stride}: {i}: {a} vs {b}"
-                );
-            }
-            if let Some((lo, hi)) = clamp {
-                assert!(y.iter().all(|v| (lo..=hi).contains(v)));
+            for (variant, run) in variants() {
+                let (ih, iw, c) = shape;
+                let op = op(shape, kernel, stride, same, clamp);
+                let x: Vec<f32> = (0..ih * iw * c)
+                    .map(|i| ((i * 31 % 17) as f32 - 8.0) / 3.0)
+                    .collect();
+                let mut y = vec![f32::NAN; op.out_hw.0 * op.out_hw.1 * c];
+                run(&op, &x, &mut y);
+                let want = reference(&op, &x);
+                for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                        "{variant}, case {ih}x{iw}x{c} {kernel:?} s{stride}: {i}: {a} vs {b}"
+                    );
+                }
+                if let Some((lo, hi)) = clamp {
+                    assert!(y.iter().all(|v| (lo..=hi).contains(v)));
+                }
             }
         }
     }

@@ -1,9 +1,9 @@
 //! Stage 3: run the converted float graph with tract.
 
+mod conv_int8;
 mod depthwise;
-mod pointwise_int8;
 
-pub use pointwise_int8::vnni_available as int8_kernel_available;
+pub use conv_int8::vnni_available as int8_kernel_available;
 
 use std::time::Instant;
 
@@ -12,8 +12,8 @@ use crate::timing::ms_since;
 use tract_tflite::internal::*;
 
 use crate::model::{ConvertedModel, ModelError};
+use conv_int8::ConvInt8;
 use depthwise::FusedDepthwise;
-use pointwise_int8::PointwiseInt8;
 use tract_tflite::internal::tract_core::ops::cnn::{Conv, PaddingSpec};
 
 /// An optimized tract plan for the float graph; `Send + Sync`, shared by all threads.
@@ -56,8 +56,8 @@ impl Inference {
         drop(proto);
         fuse_depthwise(&mut model, &converted.fused_depthwise)
             .map_err(|e| tract_err("fusing depthwise", e))?;
-        use_int8_pointwise(&mut model, &converted.quantized_pointwise)
-            .map_err(|e| tract_err("placing the 8-bit 1x1 convolutions", e))?;
+        use_int8_convs(&mut model, &converted.quantized_convs)
+            .map_err(|e| tract_err("placing the 8-bit convolutions", e))?;
         let load_ms = ms_since(t);
         let t = Instant::now();
         let model = model
@@ -101,15 +101,17 @@ impl Inference {
         let mut totals = std::collections::BTreeMap::<String, f64>::new();
         let mut state = SimpleState::new(&self.plan).map_err(|e| e.to_string())?;
         for _ in 0..runs.max(1) {
-            let tensor =
-                Tensor::from_shape(&self.input_shape, input).map_err(|e| e.to_string())?;
+            let tensor = Tensor::from_shape(&self.input_shape, input).map_err(|e| e.to_string())?;
             state
-                .run_plan_with_eval(tvec!(tensor.into_tvalue()), |ctx, op_state, node, inputs| {
-                    let t = Instant::now();
-                    let out = eval(ctx, op_state, node, inputs);
-                    *totals.entry(node.op().name().to_string()).or_default() += ms_since(t);
-                    out
-                })
+                .run_plan_with_eval(
+                    tvec!(tensor.into_tvalue()),
+                    |ctx, op_state, node, inputs| {
+                        let t = Instant::now();
+                        let out = eval(ctx, op_state, node, inputs);
+                        *totals.entry(node.op().name().to_string()).or_default() += ms_since(t);
+                        out
+                    },
+                )
                 .map_err(|e| format!("{e:?}"))?;
         }
         totals.values_mut().for_each(|v| *v /= runs.max(1) as f64);
@@ -137,16 +139,16 @@ impl Inference {
     }
 }
 
-/// Replace each 1x1 `Conv` the conversion kept in 8 bits with one [`PointwiseInt8`] op.
-fn use_int8_pointwise(
+/// Replace each `Conv` the conversion kept in 8 bits with one [`ConvInt8`] op.
+fn use_int8_convs(
     model: &mut TypedModel,
-    marked: &std::collections::HashMap<String, crate::model::QuantizedPointwise>,
+    marked: &std::collections::HashMap<String, crate::model::QuantizedConv>,
 ) -> TractResult<()> {
     for (name, spec) in marked {
         let node = model.node_by_name(name)?.clone();
         node.op_as::<Conv>()
             .with_context(|| format!("{name} is not a convolution"))?;
-        let op = PointwiseInt8::new(spec).with_context(|| name.clone())?;
+        let op = ConvInt8::new(spec).with_context(|| name.clone())?;
         let patch = TypedModelPatch::replace_single_op(model, &node, &[node.inputs[0]], op)?;
         patch.apply(model)?;
     }

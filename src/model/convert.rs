@@ -43,7 +43,7 @@ pub struct ConversionStats {
     pub relu_restored: usize,
     pub relu6_restored: usize,
     /// 1x1 convolutions kept in 8 bits for the integer kernel.
-    pub int8_pointwise: usize,
+    pub int8_convs: usize,
 }
 
 /// Output of [`convert`]: a float model for tract plus what the postprocess needs.
@@ -57,31 +57,38 @@ pub struct ConvertedModel {
     /// Depthwise convolutions (by output tensor name) written without their activation, with
     /// the clamp it implies, for the inference stage to run as one fused op.
     pub fused_depthwise: std::collections::HashMap<String, Option<(f32, f32)>>,
-    /// 1x1 convolutions (by output tensor name) kept in 8 bits for the integer kernel, written
-    /// into the float model without their activation (the kernel applies the clamp).
-    pub quantized_pointwise: std::collections::HashMap<String, QuantizedPointwise>,
+    /// Convolutions (by output tensor name) kept in 8 bits for the integer kernel, written into
+    /// the float model without their activation (the kernel applies the clamp).
+    pub quantized_convs: std::collections::HashMap<String, QuantizedConv>,
     pub stats: ConversionStats,
 }
 
 /// What the conversion may keep in 8 bits instead of converting to float.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConvertOptions {
-    /// Hand 1x1 convolutions with 8-bit weights and activations to the integer kernel
-    /// ([`ConvertedModel::quantized_pointwise`]); only worth it where that kernel is fast.
-    pub int8_pointwise: bool,
+    /// Hand convolutions with 8-bit weights and activations to the integer kernel
+    /// ([`ConvertedModel::quantized_convs`]); only worth it where that kernel is fast.
+    pub int8_convs: bool,
 }
 
-/// A 1x1 convolution in the model's own 8-bit arithmetic: for input pixel `a` (unsigned 8-bit)
-/// and output channel `o`, `y[o] = clamp(input_scale * weight_scales[o] *
+/// A convolution in the model's own 8-bit arithmetic: for the input patch `a` of an output
+/// pixel (unsigned 8-bit; padding reads as the zero point) and output channel `o`,
+/// `y[o] = clamp(input_scale * weight_scales[o] *
 /// sum_k (a[k] - input_zero_point) * (weights[o][k] - weight_zero_points[o]) + bias[o])`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct QuantizedPointwise {
+pub struct QuantizedConv {
+    /// Input height and width (NHWC).
+    pub in_hw: (usize, usize),
+    pub kernel_hw: (usize, usize),
+    pub stride: (usize, usize),
+    /// TFLite SAME padding (else VALID).
+    pub same_padding: bool,
     pub in_channels: usize,
     pub out_channels: usize,
     pub input_scale: f32,
     /// Zero point of the input as unsigned 8-bit values (for int8 tensors: zero point + 128).
     pub input_zero_point: i32,
-    /// `[out_channels][in_channels]`, as signed 8-bit values (uint8 weights are shifted by -128
+    /// `[out_channels][kernel_h][kernel_w][in_channels]`, as signed 8-bit values (uint8 weights are shifted by -128
     /// together with their zero points, which leaves every difference unchanged).
     pub weights: Vec<i8>,
     pub weight_zero_points: Vec<i32>,
@@ -708,7 +715,7 @@ pub fn convert_with(bytes: &[u8], options: &ConvertOptions) -> Result<ConvertedM
     let mut codes = Vec::new();
     let mut code_index = std::collections::HashMap::new();
     let mut fused_depthwise = std::collections::HashMap::new();
-    let mut quantized_pointwise = std::collections::HashMap::new();
+    let mut quantized_convs = std::collections::HashMap::new();
     let mut new_ops = Vec::new();
     for op in operators.iter() {
         let (code, _) = op_code(&model, &op)?;
@@ -759,11 +766,11 @@ pub fn convert_with(bytes: &[u8], options: &ConvertOptions) -> Result<ConvertedM
                 act = Some(Act::NONE);
             }
         }
-        if code == Op::CONV_2D && options.int8_pointwise {
-            if let Some(spec) = int8_pointwise(&op, &op_inputs, &tensors, &buffer_data, act)? {
+        if code == Op::CONV_2D && options.int8_convs {
+            if let Some(spec) = int8_convs(&op, &op_inputs, &tensors, &buffer_data, act)? {
                 let out = tensors.get(outputs[0])?;
-                quantized_pointwise.insert(name_of(&out), spec);
-                stats.int8_pointwise += 1;
+                quantized_convs.insert(name_of(&out), spec);
+                stats.int8_convs += 1;
                 act = Some(Act::NONE);
             }
         }
@@ -844,7 +851,7 @@ pub fn convert_with(bytes: &[u8], options: &ConvertOptions) -> Result<ConvertedM
         score_columns,
         stats,
         fused_depthwise,
-        quantized_pointwise,
+        quantized_convs,
     })
 }
 
@@ -890,22 +897,32 @@ fn clamp_of(act: Act) -> Option<Option<(f32, f32)>> {
     }
 }
 
-/// Whether a CONV_2D is a 1x1 convolution the 8-bit kernel can run (stride 1, 8-bit input with
-/// one scale, constant 8-bit weights quantized per tensor or per output channel, constant int32
-/// bias, input channels a multiple of 4, an activation that is a clamp); if so, its spec.
-fn int8_pointwise<'a>(
+/// Whether a CONV_2D is one the 8-bit kernel can run (no dilation, 8-bit input with one scale,
+/// constant 8-bit weights quantized per tensor or per output channel, constant int32 bias, an
+/// activation that is a clamp); if so, its spec.
+fn int8_convs<'a>(
     op: &tflite::Operator,
     inputs: &[i32],
     tensors: &Tensors<'a>,
     buffer_data: &dyn Fn(&tflite::Tensor<'a>) -> Option<&'a [u8]>,
     act: Option<Act>,
-) -> Result<Option<QuantizedPointwise>, ModelError> {
+) -> Result<Option<QuantizedConv>, ModelError> {
     let Some(o) = op.builtin_options_as_conv_2_doptions() else {
         return Ok(None);
     };
-    if inputs.len() != 3 || o.stride_h() != 1 || o.stride_w() != 1 {
+    if inputs.len() != 3
+        || o.stride_h() < 1
+        || o.stride_w() < 1
+        || o.dilation_h_factor() != 1
+        || o.dilation_w_factor() != 1
+    {
         return Ok(None);
     }
+    let same_padding = match o.padding() {
+        tflite::Padding::SAME => true,
+        tflite::Padding::VALID => false,
+        _ => return Ok(None),
+    };
     let Some(clamp) = clamp_of(act.unwrap_or(o.fused_activation_function())) else {
         return Ok(None);
     };
@@ -918,11 +935,10 @@ fn int8_pointwise<'a>(
     let input_shape = shape_of(&input)?;
     let eight_bit = |t: &tflite::Tensor| matches!(t.type_(), TensorType::UINT8 | TensorType::INT8);
     if kernel_shape.len() != 4
-        || kernel_shape[1] != 1
-        || kernel_shape[2] != 1
         || input_shape.len() != 4
         || input_shape[3] != kernel_shape[3]
-        || kernel_shape[3] % 4 != 0
+        || kernel_shape[1..].contains(&0)
+        || (!same_padding && (kernel_shape[1] > input_shape[1] || kernel_shape[2] > input_shape[2]))
         || !eight_bit(&input)
         || !eight_bit(&kernel)
         || bias.type_() != TensorType::INT32
@@ -930,6 +946,7 @@ fn int8_pointwise<'a>(
         return Ok(None);
     }
     let (out_channels, in_channels) = (kernel_shape[0], kernel_shape[3]);
+    let patch = kernel_shape[1] * kernel_shape[2] * in_channels;
     let (Some(qi), Some(qw), Some(qb)) = (
         quantization(&input),
         quantization(&kernel),
@@ -944,7 +961,7 @@ fn int8_pointwise<'a>(
     if qi.scales.len() != 1
         || !(qw.scales.len() == 1 || per_channel)
         || qw.zero_points.len() != qw.scales.len()
-        || w.len() != out_channels * in_channels
+        || w.len() != out_channels * patch
     {
         return Ok(None);
     }
@@ -980,7 +997,11 @@ fn int8_pointwise<'a>(
     {
         return Ok(None);
     }
-    Ok(Some(QuantizedPointwise {
+    Ok(Some(QuantizedConv {
+        in_hw: (input_shape[1], input_shape[2]),
+        kernel_hw: (kernel_shape[1], kernel_shape[2]),
+        stride: (o.stride_h() as usize, o.stride_w() as usize),
+        same_padding,
         in_channels,
         out_channels,
         input_scale: qi.scales[0],
