@@ -522,15 +522,17 @@ mod tests {
         y
     }
 
-    const CASES: &[(
+    /// (input h, w, channels), kernel, stride, SAME, output channels, batch.
+    type Case = (
         (usize, usize, usize),
         (usize, usize),
         usize,
         bool,
         usize,
         usize,
-    )] = &[
-        // (input h, w, channels), kernel, stride, SAME, output channels, batch
+    );
+
+    const CASES: &[Case] = &[
         ((1, 1, 4), (1, 1), 1, true, 1, 1),
         ((1, 13, 12), (1, 1), 1, true, 17, 1),
         ((5, 8, 96), (1, 1), 1, true, 24, 2),

@@ -432,9 +432,11 @@ mod tests {
         assert_eq!(FusedDepthwise::geometry(10, 3, 1, false), (8, 0));
     }
 
+    type Kernel = fn(&FusedDepthwise, &[f32], &mut [f32]);
+
     /// Every build of the kernel this CPU can run, by name.
-    fn variants() -> Vec<(&'static str, fn(&FusedDepthwise, &[f32], &mut [f32]))> {
-        let mut v: Vec<(&'static str, fn(&FusedDepthwise, &[f32], &mut [f32]))> = vec![
+    fn variants() -> Vec<(&'static str, Kernel)> {
+        let mut v: Vec<(&'static str, Kernel)> = vec![
             ("portable", |op, x, y| op.image(x, y)),
             ("dispatch", |op, x, y| op.compute(x, y)),
         ];
