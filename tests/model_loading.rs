@@ -3,7 +3,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use lambda_detect::model::{convert, ModelError, EMBEDDED_MODEL};
+use lambda_detect::model::{convert, convert_with, ConvertOptions, ModelError, EMBEDDED_MODEL};
 use lambda_detect::{Detector, DetectorConfig, ModelSource};
 
 #[test]
@@ -27,6 +27,44 @@ fn bundled_model_converts_with_relu6_restored() {
         .anchors
         .iter()
         .all(|a| a.h > 0.0 && a.w > 0.0 && (0.0..=1.0).contains(&a.yc)));
+}
+
+#[test]
+fn eight_bit_conversion_leaves_every_convolution_out_of_the_float_model() {
+    let float = convert(EMBEDDED_MODEL).unwrap();
+    let int8 = convert_with(EMBEDDED_MODEL, &ConvertOptions { int8_convs: true }).unwrap();
+    assert!(float.int8_convs.is_empty());
+    // All 55 CONV_2D ops (1x1 and 3x3) qualify; the depthwise ones stay in float.
+    assert_eq!(int8.int8_convs.len(), 55);
+    assert_eq!(int8.stats.int8_convs, 55);
+    assert_eq!(int8.stats.operators, float.stats.operators);
+    assert_eq!(
+        int8.stats.relu6_restored + int8.stats.relu_restored,
+        43,
+        "activations are restored whether they end up in float or in the 8-bit kernel"
+    );
+    // Without the convolution weights the float model is a fraction of its size.
+    assert!(
+        int8.float_tflite.len() * 5 < float.float_tflite.len(),
+        "{} vs {} bytes",
+        int8.float_tflite.len(),
+        float.float_tflite.len()
+    );
+    // Each site's stand-in input follows the image input, in graph order; inputs shared by
+    // several convolutions (the box predictors' feature maps) are exposed once.
+    for (i, site) in int8.int8_convs.iter().enumerate() {
+        assert_eq!(site.graph_input, i + 1);
+        assert!(site.graph_output >= 2);
+    }
+    let exposed: std::collections::HashSet<_> =
+        int8.int8_convs.iter().map(|s| s.graph_output).collect();
+    assert!(exposed.len() < 55);
+    let first = &int8.int8_convs[0].spec;
+    assert_eq!(
+        (first.kernel_hw, first.stride, first.in_channels),
+        ((3, 3), (2, 2), 3)
+    );
+    assert_eq!(first.input_zero_point, 128);
 }
 
 #[test]
@@ -85,12 +123,26 @@ fn mutated_models_never_panic() {
             bytes[at] ^= (state >> 32) as u8 | 1;
         }
         let outcome = catch_unwind(AssertUnwindSafe(|| {
+            let int8 = ConvertOptions { int8_convs: true };
+            let _ = convert_with(&bytes, &int8);
             convert(&bytes)
                 .map(|c| c.stats.operators)
                 .map_err(|e| e.to_string())
         }));
         match outcome {
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => {
+                // The whole load (8-bit convolutions where the CPU has them) must not panic
+                // either: a bad model is an error.
+                let dir = tempfile::tempdir().unwrap();
+                let (model, labels) = (dir.path().join("m.tflite"), dir.path().join("l.txt"));
+                std::fs::write(&model, &bytes).unwrap();
+                std::fs::write(&labels, "0  person\n").unwrap();
+                let source = ModelSource::Files { model, labels };
+                let loaded = catch_unwind(AssertUnwindSafe(|| {
+                    Detector::load(&source, &DetectorConfig::default()).map(|_| ())
+                }));
+                assert!(loaded.is_ok(), "loading panicked on a mutated model");
+            }
             Ok(Err(msg)) => {
                 assert!(!msg.is_empty());
                 errors += 1;

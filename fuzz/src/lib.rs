@@ -174,4 +174,11 @@ pub fn model_convert(data: &[u8]) {
     if let Ok(model) = convert(data) {
         assert!(!model.float_tflite.is_empty());
     }
+    let options = lambda_detect::model::ConvertOptions { int8_convs: true };
+    if let Ok(model) = lambda_detect::model::convert_with(data, &options) {
+        assert!(!model.float_tflite.is_empty());
+        for site in &model.int8_convs {
+            assert!(site.graph_input >= 1 && site.graph_output >= 2);
+        }
+    }
 }

@@ -56,7 +56,7 @@ impl Inference {
         drop(proto);
         fuse_depthwise(&mut model, &converted.fused_depthwise)
             .map_err(|e| tract_err("fusing depthwise", e))?;
-        use_int8_convs(&mut model, &converted.quantized_convs)
+        use_int8_convs(&mut model, &converted.int8_convs)
             .map_err(|e| tract_err("placing the 8-bit convolutions", e))?;
         let load_ms = ms_since(t);
         let t = Instant::now();
@@ -139,19 +139,32 @@ impl Inference {
     }
 }
 
-/// Replace each `Conv` the conversion kept in 8 bits with one [`ConvInt8`] op.
-fn use_int8_convs(
-    model: &mut TypedModel,
-    marked: &std::collections::HashMap<String, crate::model::QuantizedConv>,
-) -> TractResult<()> {
-    for (name, spec) in marked {
-        let node = model.node_by_name(name)?.clone();
-        node.op_as::<Conv>()
-            .with_context(|| format!("{name} is not a convolution"))?;
-        let op = ConvInt8::new(spec).with_context(|| name.clone())?;
-        let patch = TypedModelPatch::replace_single_op(model, &node, &[node.inputs[0]], op)?;
+/// Connect each convolution the conversion kept in 8 bits: its input (an extra graph output)
+/// through one [`ConvInt8`] op to where its output was used (an extra graph input), then drop
+/// the extra inputs and outputs.
+fn use_int8_convs(model: &mut TypedModel, sites: &[crate::model::Int8ConvSite]) -> TractResult<()> {
+    if sites.is_empty() {
+        return Ok(());
+    }
+    let (inputs, outputs) = (model.input_outlets()?.len(), model.output_outlets()?.len());
+    let real_inputs = inputs - sites.len();
+    for site in sites {
+        // Read the outlets afresh: an earlier patch may have replaced one (a convolution whose
+        // input is another 8-bit convolution's output).
+        let source = model.input_outlets()?[site.graph_input];
+        let input = model.output_outlets()?[site.graph_output];
+        let mut patch = TypedModelPatch::new(format!("8-bit {}", site.name));
+        let tapped = patch.tap_model(model, input)?;
+        let op = ConvInt8::new(&site.spec).with_context(|| site.name.clone())?;
+        let out = patch.wire_node(format!("{}.int8", site.name), op, &[tapped])?[0];
+        patch.shunt_outside(model, source, out)?;
         patch.apply(model)?;
     }
+    ensure!(outputs >= 2, "the float graph has {outputs} outputs");
+    let keep_inputs = model.input_outlets()?[..real_inputs].to_vec();
+    let keep_outputs = model.output_outlets()?[..2].to_vec();
+    model.set_input_outlets(&keep_inputs)?;
+    model.select_output_outlets(&keep_outputs)?;
     Ok(())
 }
 

@@ -57,9 +57,10 @@ pub struct ConvertedModel {
     /// Depthwise convolutions (by output tensor name) written without their activation, with
     /// the clamp it implies, for the inference stage to run as one fused op.
     pub fused_depthwise: std::collections::HashMap<String, Option<(f32, f32)>>,
-    /// Convolutions (by output tensor name) kept in 8 bits for the integer kernel, written into
-    /// the float model without their activation (the kernel applies the clamp).
-    pub quantized_convs: std::collections::HashMap<String, QuantizedConv>,
+    /// Convolutions kept in 8 bits for the integer kernel, in graph order. They are not in the
+    /// float model: each one's output is an extra graph input there, and its input an extra
+    /// graph output, for the inference stage to connect through the 8-bit op.
+    pub int8_convs: Vec<Int8ConvSite>,
     pub stats: ConversionStats,
 }
 
@@ -69,6 +70,18 @@ pub struct ConvertOptions {
     /// Hand convolutions with 8-bit weights and activations to the integer kernel
     /// ([`ConvertedModel::quantized_convs`]); only worth it where that kernel is fast.
     pub int8_convs: bool,
+}
+
+/// Where an 8-bit convolution sits in the float model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Int8ConvSite {
+    /// The output tensor's name.
+    pub name: String,
+    /// Index of the stand-in graph input that carries the convolution's output.
+    pub graph_input: usize,
+    /// Index of the extra graph output that exposes the convolution's input.
+    pub graph_output: usize,
+    pub spec: QuantizedConv,
 }
 
 /// A convolution in the model's own 8-bit arithmetic: for the input patch `a` of an output
@@ -644,6 +657,53 @@ pub fn convert_with(bytes: &[u8], options: &ConvertOptions) -> Result<ConvertedM
         quantization: input_quantization,
     };
 
+    // Convolutions that stay in 8 bits: found first, so their weights are never converted.
+    let mut int8_ops = std::collections::HashMap::new();
+    if options.int8_convs {
+        let mut uses = vec![0usize; tensors.list.len()];
+        for op in operators.iter() {
+            for t in op
+                .inputs()
+                .map(|v| v.iter().collect::<Vec<i32>>())
+                .unwrap_or_default()
+            {
+                if t >= 0 && (t as usize) < uses.len() {
+                    uses[t as usize] += 1;
+                }
+            }
+        }
+        for (i, op) in operators.iter().enumerate() {
+            if op_code(&model, &op)?.0 != Op::CONV_2D {
+                continue;
+            }
+            let op_inputs: Vec<i32> = op.inputs().map(|v| v.iter().collect()).unwrap_or_default();
+            let outputs: Vec<i32> = op.outputs().map(|v| v.iter().collect()).unwrap_or_default();
+            let (Some(&out), 3) = (outputs.first(), op_inputs.len()) else {
+                continue;
+            };
+            // Weights and bias used by this op alone (so nothing else needs them in float).
+            if op_inputs[1..]
+                .iter()
+                .any(|&t| t < 0 || uses.get(t as usize) != Some(&1))
+            {
+                continue;
+            }
+            let implied = implied_activation(&tensors.get(out)?);
+            let act = (implied != Act::NONE).then_some(implied);
+            if let Some(spec) = int8_conv_spec(&op, &op_inputs, &tensors, &buffer_data, act)? {
+                int8_ops.insert(i, spec);
+            }
+        }
+    }
+    let int8_constants: std::collections::HashSet<i32> = int8_ops
+        .keys()
+        .flat_map(|&i| {
+            let op = operators.get(i);
+            let inputs: Vec<i32> = op.inputs().map(|v| v.iter().collect()).unwrap_or_default();
+            inputs.into_iter().skip(1)
+        })
+        .collect();
+
     // Rewrite.
     let mut stats = ConversionStats::default();
     let mut fbb = FlatBufferBuilder::with_capacity(bytes.len() * 4 + 1024);
@@ -653,8 +713,9 @@ pub fn convert_with(bytes: &[u8], options: &ConvertOptions) -> Result<ConvertedM
     )];
     let mut new_tensors = Vec::with_capacity(tensors.list.len());
     for (i, t) in tensors.list.iter().enumerate() {
-        if i as i32 == pp_inputs[2] {
-            // The anchors feed only the postprocess op, which is gone.
+        if i as i32 == pp_inputs[2] || int8_constants.contains(&(i as i32)) {
+            // The anchors feed only the postprocess op, which is gone; the 8-bit convolutions'
+            // weights and biases stay with them.
             let name = fbb.create_string(&name_of(&t));
             new_tensors.push(tflite::Tensor::create(
                 &mut fbb,
@@ -715,9 +776,11 @@ pub fn convert_with(bytes: &[u8], options: &ConvertOptions) -> Result<ConvertedM
     let mut codes = Vec::new();
     let mut code_index = std::collections::HashMap::new();
     let mut fused_depthwise = std::collections::HashMap::new();
-    let mut quantized_convs = std::collections::HashMap::new();
+    let mut int8_convs = Vec::new();
+    let mut graph_inputs = inputs.clone();
+    let mut graph_outputs = vec![pp_inputs[0], pp_inputs[1]];
     let mut new_ops = Vec::new();
-    for op in operators.iter() {
+    for (op_index, op) in operators.iter().enumerate() {
         let (code, _) = op_code(&model, &op)?;
         if code == Op::CUSTOM {
             continue;
@@ -766,13 +829,24 @@ pub fn convert_with(bytes: &[u8], options: &ConvertOptions) -> Result<ConvertedM
                 act = Some(Act::NONE);
             }
         }
-        if code == Op::CONV_2D && options.int8_convs {
-            if let Some(spec) = int8_convs(&op, &op_inputs, &tensors, &buffer_data, act)? {
-                let out = tensors.get(outputs[0])?;
-                quantized_convs.insert(name_of(&out), spec);
-                stats.int8_convs += 1;
-                act = Some(Act::NONE);
-            }
+        if let Some(spec) = int8_ops.remove(&op_index) {
+            let graph_output = match graph_outputs.iter().position(|&t| t == op_inputs[0]) {
+                Some(at) => at,
+                None => {
+                    graph_outputs.push(op_inputs[0]);
+                    graph_outputs.len() - 1
+                }
+            };
+            graph_inputs.push(outputs[0]);
+            int8_convs.push(Int8ConvSite {
+                name: name_of(&tensors.get(outputs[0])?),
+                graph_input: graph_inputs.len() - 1,
+                graph_output,
+                spec,
+            });
+            stats.int8_convs += 1;
+            stats.operators += 1;
+            continue;
         }
         let (options_type, options) = copy_options(&mut fbb, &op, code, act)?;
         let inputs = fbb.create_vector(&op_inputs);
@@ -808,8 +882,8 @@ pub fn convert_with(bytes: &[u8], options: &ConvertOptions) -> Result<ConvertedM
 
     let tensors_v = fbb.create_vector(&new_tensors);
     let ops_v = fbb.create_vector(&new_ops);
-    let inputs_v = fbb.create_vector(&inputs);
-    let outputs_v = fbb.create_vector(&[pp_inputs[0], pp_inputs[1]]);
+    let inputs_v = fbb.create_vector(&graph_inputs);
+    let outputs_v = fbb.create_vector(&graph_outputs);
     let subgraph_name = fbb.create_string("float");
     let subgraph = tflite::SubGraph::create(
         &mut fbb,
@@ -851,7 +925,7 @@ pub fn convert_with(bytes: &[u8], options: &ConvertOptions) -> Result<ConvertedM
         score_columns,
         stats,
         fused_depthwise,
-        quantized_convs,
+        int8_convs,
     })
 }
 
@@ -900,7 +974,7 @@ fn clamp_of(act: Act) -> Option<Option<(f32, f32)>> {
 /// Whether a CONV_2D is one the 8-bit kernel can run (no dilation, 8-bit input with one scale,
 /// constant 8-bit weights quantized per tensor or per output channel, constant int32 bias, an
 /// activation that is a clamp); if so, its spec.
-fn int8_convs<'a>(
+fn int8_conv_spec<'a>(
     op: &tflite::Operator,
     inputs: &[i32],
     tensors: &Tensors<'a>,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 pub use convert::{
     convert, convert_with, ConversionStats, ConvertOptions, ConvertedModel, InputQuantization,
-    InputSpec, QuantizedConv,
+    InputSpec, Int8ConvSite, QuantizedConv,
 };
 pub use postprocess_options::{parse_postprocess_options, POSTPROCESS_OP};
 
