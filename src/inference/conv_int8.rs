@@ -149,7 +149,8 @@ impl ConvInt8 {
         })
     }
 
-    /// `input` is `[batch, h, w, cin]`, `output` `[batch, oh, ow, n]`.
+    /// `input` is `[batch, h, w, cin]`, `output` `[batch, oh, ow, n]`. Large convolutions are
+    /// split by rows over tract's thread pool when it has more than one thread.
     pub fn compute(&self, input: &[f32], output: &mut [f32]) {
         let p = &*self.packed;
         let (a, m) = rows(p, input);
@@ -158,14 +159,21 @@ impl ConvInt8 {
             .chunks_exact(p.k)
             .map(|r| r.iter().map(|&v| v as u32).sum::<u32>() as f32)
             .collect();
-        #[cfg(target_arch = "x86_64")]
-        if vnni_available() {
-            // Safety: the CPU has the features `vnni` is compiled for (checked just above);
-            // `a` holds whole tiles of rows of length k and `sums` one entry per row.
-            unsafe { vnni::gemm(p, &a, &sums, m, output) };
-            return;
-        }
-        gemm_portable(p, &a, &sums, m, output);
+        let vnni = vnni_available();
+        // Rows r0..r1 into `out` (those rows of the output).
+        let run = |r0: usize, r1: usize, out: &mut [f32]| {
+            #[cfg(target_arch = "x86_64")]
+            if vnni {
+                // Safety: the CPU has the features `vnni` is compiled for (checked above);
+                // `a` holds whole tiles of rows of length k, `sums` one entry per row, and
+                // `out` rows r0..r1.
+                unsafe { vnni::gemm(p, &a, &sums, r0, r1, out) };
+                return;
+            }
+            let _ = vnni;
+            gemm_portable(p, &a, &sums, r0, r1, out);
+        };
+        super::parallel::split_rows(m, MR, p.n, m * p.k * p.n, output, run);
     }
 }
 
@@ -232,10 +240,11 @@ fn rows(p: &Packed, input: &[f32]) -> (Vec<u8>, usize) {
     (a, m)
 }
 
-/// Plain Rust, any CPU: the same integer sums and float epilogue as the VNNI kernel.
-fn gemm_portable(p: &Packed, a: &[u8], sums: &[f32], m: usize, output: &mut [f32]) {
+/// Plain Rust, any CPU: the same integer sums and float epilogue as the VNNI kernel, for
+/// rows `r0..r1` into `output` (those rows).
+fn gemm_portable(p: &Packed, a: &[u8], sums: &[f32], r0: usize, r1: usize, output: &mut [f32]) {
     let k4 = p.k / 4;
-    for row in 0..m {
+    for row in r0..r1 {
         let ar = &a[row * p.k..][..p.k];
         for o in 0..p.n {
             let block = &p.weights[(o / 16) * k4 * 64..][..k4 * 64];
@@ -244,7 +253,8 @@ fn gemm_portable(p: &Packed, a: &[u8], sums: &[f32], m: usize, output: &mut [f32
                 dot += av as i32 * block[(kk / 4) * 64 + (o % 16) * 4 + kk % 4] as i32;
             }
             let base = sums[row].mul_add(p.sum_mult[o], p.offset[o]);
-            output[row * p.n + o] = (dot as f32).mul_add(p.mult[o], base).max(p.lo).min(p.hi);
+            output[(row - r0) * p.n + o] =
+                (dot as f32).mul_add(p.mult[o], base).max(p.lo).min(p.hi);
         }
     }
 }
@@ -254,20 +264,30 @@ mod vnni {
     use super::{Packed, MR, NB};
     use std::arch::x86_64::*;
 
-    /// Safety: the CPU must have AVX-512 F, BW and VNNI; `a` holds `m` rows of `k` rounded up
-    /// to whole tiles, `sums` as many entries, `output` `m * n` values.
+    /// Rows `r0..r1` (r0 a multiple of MR) into `output` (those rows).
+    ///
+    /// Safety: the CPU must have AVX-512 F, BW and VNNI.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn gemm(p: &Packed, a: &[u8], sums: &[f32], m: usize, output: &mut [f32]) {
-        let m_pad = m.div_ceil(MR) * MR;
-        assert!(a.len() == m_pad * p.k && sums.len() == m_pad && output.len() == m * p.n);
+    pub unsafe fn gemm(
+        p: &Packed,
+        a: &[u8],
+        sums: &[f32],
+        r0: usize,
+        r1: usize,
+        output: &mut [f32],
+    ) {
+        let tiles_end = r1.div_ceil(MR) * MR;
+        // Whole tiles are read (the row buffer is padded to them); only rows < r1 are stored.
+        assert!(r0 % MR == 0 && a.len() >= tiles_end * p.k && sums.len() >= tiles_end);
+        assert!(output.len() == (r1 - r0) * p.n);
         let mut b0 = 0;
         while b0 < p.n_blocks {
             let blocks = (p.n_blocks - b0).min(NB);
-            for m0 in (0..m_pad).step_by(MR) {
+            for m0 in (r0..tiles_end).step_by(MR) {
                 match blocks {
-                    3 => tile::<3>(p, a, sums, m0, m, b0, output),
-                    2 => tile::<2>(p, a, sums, m0, m, b0, output),
-                    _ => tile::<1>(p, a, sums, m0, m, b0, output),
+                    3 => tile::<3>(p, a, sums, m0, (r0, r1), b0, output),
+                    2 => tile::<2>(p, a, sums, m0, (r0, r1), b0, output),
+                    _ => tile::<1>(p, a, sums, m0, (r0, r1), b0, output),
                 }
             }
             b0 += blocks;
@@ -294,7 +314,8 @@ mod vnni {
         }
     }
 
-    /// One tile: rows `m0..m0 + MR`, channel blocks `b0..b0 + T`.
+    /// One tile: rows `m0..m0 + MR` (stored if below `rows.1`, at `row - rows.0` in `out`),
+    /// channel blocks `b0..b0 + T`.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn tile<const T: usize>(
@@ -302,7 +323,7 @@ mod vnni {
         a: &[u8],
         sums: &[f32],
         m0: usize,
-        m: usize,
+        (first, end): (usize, usize),
         b0: usize,
         out: &mut [f32],
     ) {
@@ -337,13 +358,13 @@ mod vnni {
             };
             for (r, acc_r) in acc.iter().enumerate() {
                 let row = m0 + r;
-                if row >= m {
+                if row >= end {
                     break;
                 }
                 let base = _mm512_fmadd_ps(_mm512_set1_ps(sums[row]), sum_mult, offset);
                 let v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc_r[t]), mult, base);
                 let y = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add(row * p.n + col), mask, y);
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add((row - first) * p.n + col), mask, y);
             }
         }
     }
@@ -515,7 +536,7 @@ mod tests {
                 .chunks_exact(p.k)
                 .map(|r| r.iter().map(|&v| v as u32).sum::<u32>() as f32)
                 .collect();
-            gemm_portable(p, &a, &sums, m, &mut y);
+            gemm_portable(p, &a, &sums, 0, m, &mut y);
         } else {
             op.compute(x, &mut y);
         }
@@ -583,6 +604,20 @@ mod tests {
                 assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{i}: {a} vs {b}");
                 assert!((0.0..=6.0).contains(a));
             }
+        }
+    }
+
+    #[test]
+    fn rows_split_over_threads_give_the_same_output() {
+        use tract_linalg::multithread::{multithread_tract_scope, Executor};
+        // Large enough to be split (millions of multiply-adds), odd row count.
+        for &(shape, kernel, stride) in &[((29, 31, 64), (1, 1), 1), ((41, 37, 8), (3, 3), 2)] {
+            let s = spec(shape, kernel, stride, true, 96, Some((0.0, 6.0)));
+            let x = input(shape.0 * shape.1 * shape.2, &s, false);
+            let op = ConvInt8::new(&s).unwrap();
+            let single = run(&op, &x, false);
+            let multi = multithread_tract_scope(Executor::multithread(2), || run(&op, &x, false));
+            assert_eq!(single, multi, "{shape:?} {kernel:?}");
         }
     }
 

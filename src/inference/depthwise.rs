@@ -129,9 +129,10 @@ impl FusedDepthwise {
     /// stay in registers while the row's pixels stream past; interior pixels skip edge checks.
     ///
     /// Safety: the CPU must have AVX-512 F; `input` and `output` must be one image each.
+    /// Output rows `oy0..oy1` into `output` (those rows).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn image_3x3_avx512(&self, input: &[f32], output: &mut [f32]) {
+    unsafe fn image_3x3_avx512(&self, input: &[f32], oy0: usize, oy1: usize, output: &mut [f32]) {
         use std::arch::x86_64::*;
         let (ih, iw) = self.in_hw;
         let (oh, ow) = self.out_hw;
@@ -139,7 +140,8 @@ impl FusedDepthwise {
         let (pt, pl) = self.pad_before;
         let c = self.channels;
         assert!(self.kernel_hw == (3, 3));
-        assert!(input.len() == ih * iw * c && output.len() == oh * ow * c);
+        assert!(oy0 <= oy1 && oy1 <= oh);
+        assert!(input.len() == ih * iw * c && output.len() == (oy1 - oy0) * ow * c);
         assert!(self.kernel.len() == 9 * c && self.bias.len() == c);
         let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
         let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
@@ -149,7 +151,7 @@ impl FusedDepthwise {
             self.bias.as_ptr(),
             output.as_mut_ptr(),
         );
-        for oy in 0..oh {
+        for oy in oy0..oy1 {
             // Input rows of the three kernel rows, None where they fall in the padding.
             let rows: [Option<usize>; 3] = std::array::from_fn(|ky| {
                 let iy = oy * sh + ky;
@@ -205,7 +207,7 @@ impl FusedDepthwise {
                         }
                     }
                     let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
-                    _mm512_mask_storeu_ps(y.add((oy * ow + ox) * c + ch), m, v);
+                    _mm512_mask_storeu_ps(y.add(((oy - oy0) * ow + ox) * c + ch), m, v);
                 }
             }
         }
@@ -285,7 +287,19 @@ impl FusedDepthwise {
                 // Safety: the CPU supports AVX-512 F, checked just above; x and y are one
                 // image each (chunks of the sizes computed above).
                 if self.kernel_hw == (3, 3) {
-                    unsafe { self.image_3x3_avx512(x, y) };
+                    let (oh, ow) = self.out_hw;
+                    let work = oh * ow * self.channels * 9;
+                    super::parallel::split_rows(
+                        oh,
+                        1,
+                        ow * self.channels,
+                        work,
+                        y,
+                        |r0, r1, rows| {
+                            // Safety: as above; rows holds output rows r0..r1.
+                            unsafe { self.image_3x3_avx512(x, r0, r1, rows) }
+                        },
+                    );
                 } else {
                     unsafe { self.image_avx512(x, y) };
                 }
@@ -451,7 +465,7 @@ mod tests {
                 v.push(("avx512", |op, x, y| unsafe { op.image_avx512(x, y) }));
                 v.push(("avx512 3x3", |op, x, y| {
                     if op.kernel_hw == (3, 3) {
-                        unsafe { op.image_3x3_avx512(x, y) }
+                        unsafe { op.image_3x3_avx512(x, 0, op.out_hw.0, y) }
                     } else {
                         op.image(x, y)
                     }
@@ -492,5 +506,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn rows_split_over_threads_give_the_same_output() {
+        use tract_linalg::multithread::{multithread_tract_scope, Executor};
+        let op = op((75, 75, 144), (3, 3), 2, true, Some((0.0, 6.0)));
+        let x: Vec<f32> = (0..75 * 75 * 144)
+            .map(|i| ((i * 31 % 17) as f32 - 8.0) / 3.0)
+            .collect();
+        let len = op.out_hw.0 * op.out_hw.1 * 144;
+        let (mut single, mut multi) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+        op.compute(&x, &mut single);
+        multithread_tract_scope(Executor::multithread(2), || op.compute(&x, &mut multi));
+        assert_eq!(single, multi);
+        assert!(single.iter().all(|v| v.is_finite()));
     }
 }

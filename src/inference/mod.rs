@@ -2,6 +2,7 @@
 
 mod conv_int8;
 mod depthwise;
+mod parallel;
 
 pub use conv_int8::vnni_available as int8_kernel_available;
 
