@@ -278,7 +278,7 @@ mod vnni {
     ) {
         let tiles_end = r1.div_ceil(MR) * MR;
         // Whole tiles are read (the row buffer is padded to them); only rows < r1 are stored.
-        assert!(r0 % MR == 0 && a.len() >= tiles_end * p.k && sums.len() >= tiles_end);
+        assert!(r0.is_multiple_of(MR) && a.len() >= tiles_end * p.k && sums.len() >= tiles_end);
         assert!(output.len() == (r1 - r0) * p.n);
         let mut b0 = 0;
         while b0 < p.n_blocks {
