@@ -37,7 +37,7 @@ for f in files:
             assert r["ran"] == "remote", r
     print(f"{f.name}: 12 rows, all 200")
 PY
-python3 - target/study/results-policy-small-12 "$out/policy.md" <<'PY'
+python3 - target/study/results-policy-small-12 "$out/README.md" <<'PY'
 import csv, pathlib, sys
 files = sorted(pathlib.Path(sys.argv[1]).glob("*.csv"))
 assert [f.name for f in files] == ["1-changing-auto.csv", "1-changing-local.csv", "1-changing-remote.csv"], files
@@ -56,7 +56,9 @@ for f in files:
         assert ran == {policy}, (f, ran)
     print(f"{f.name}: 12 rows, ran {sorted(ran)}")
 table = pathlib.Path(sys.argv[2]).read_text()
+assert "## Adaptive offloading" in table, "the policy study is a section of the report"
 assert "| changing: good, after" in table and "emulated" in table, table
+assert ", 1 vCPU" in table, "the function runs with a Lambda-like CPU share"
 PY
 target/release/detect report --check --out "$out" "$results"/*.csv
 echo "eval e2e: ok"

@@ -2,11 +2,14 @@
 # The offload study in one command (issue 4): generate a collection, run it in-process, through
 # the Lambda function under `cargo lambda watch`, and through two emulated remote links (the
 # same function behind `detect proxy`: 100 Mbit/s + 10 ms and 10 Mbit/s + 60 ms round trip),
-# then write the report (Markdown + SVG) with the date and the machine.
+# then write the report (Markdown + SVG) with the date and the machine. The function (and the
+# emulator) run pinned to one CPU, like a Lambda function at 1769 MB (1 vCPU): REMOTE_CPUS
+# (default "1", a taskset list; empty = unpinned) — the labels say so.
 #
 # Then the policy study (issue 4, item 6): `detect send --policy local|remote|auto` on the first
 # POLICY_COUNT images over a good, a bad and a changing emulated link, with an emulated slow
-# local device (LOCAL_SLOWDOWN × this machine's in-process time), table in policy.md.
+# local device (LOCAL_SLOWDOWN × this machine's in-process time); its table is appended to the
+# report (policy.md alone with --policy-only).
 #
 #   scripts/study.sh [--preset small|medium|big] [--count N] [--seed N] [--out DIR]
 #                    [--endpoint URL --endpoint-label NAME]   (also a deployed API: URL/api/detect)
@@ -65,6 +68,11 @@ fi
 # (other work in the tree, or the report being written): an ignore file matching everything.
 printf '*\n' >"$work/cargolambdaignore"
 export CARGO_LAMBDA_IGNORE_FILE="$PWD/$work/cargolambdaignore"
+# A Lambda-like CPU share for the function: one CPU (the last one on a one-CPU machine).
+remote_cpus="${REMOTE_CPUS-$(( $(nproc) > 1 ? 1 : 0 ))}"
+export FUNCTION_CPUS="$remote_cpus"
+cpu_note=""
+[[ -n "$remote_cpus" ]] && cpu_note=", 1 vCPU"
 source scripts/lib/function-up.sh
 function_up
 path="/lambda-url/detect-lambda/api/detect"
@@ -84,15 +92,16 @@ wait_port() {
 }
 
 machine="$(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+[[ -n "$remote_cpus" ]] && machine+="; the function pinned to CPU $remote_cpus (taskset) like a 1769 MB Lambda (1 vCPU)"
 if [[ -z "$policy_only" ]]; then
 echo "== local watch" >&2
 $detect send --endpoint "http://127.0.0.1:$WATCH_PORT$path" --dataset "$preset" \
-  --label "local watch" --out "$results/2-local-watch.csv" "$data"
+  --label "local watch$cpu_note" --out "$results/2-local-watch.csv" "$data"
 
 n=3
 for profile in "100 10" "10 60"; do
   read -r mbit delay <<<"$profile"
-  label="emulated ${mbit} Mbit/s + ${delay} ms"
+  label="emulated ${mbit} Mbit/s + ${delay} ms$cpu_note"
   echo "== $label" >&2
   $detect proxy --listen "127.0.0.1:$proxy_port" --target "127.0.0.1:$WATCH_PORT" \
     --bandwidth-mbit "$mbit" --delay-ms "$delay" --max-connections 16 --timeout "$proxy_timeout" &
@@ -171,4 +180,9 @@ share of images \`auto\` ran remotely. auto vs better fixed: auto's ms/image aga
 smaller of local and remote."
   $detect policy-report --out "$out/policy.md" --preamble "$preamble" "$presults"/*.csv
   cat "$out/policy.md" >&2
+  if [[ -z "$policy_only" ]]; then
+    # One report: the policy study becomes its last section.
+    { echo; sed '1s/^# /## /' "$out/policy.md"; } >>"$out/README.md"
+    rm "$out/policy.md"
+  fi
 fi

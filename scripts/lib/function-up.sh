@@ -3,7 +3,8 @@
 # and stops both when the calling script exits.
 #
 # Reads/sets: S3_PORT, WATCH_PORT, BUCKET, S3_ENDPOINT_URL, FUNCTION_URL (base URL of the
-# function-URL emulation: $FUNCTION_URL/api/detect).
+# function-URL emulation: $FUNCTION_URL/api/detect). FUNCTION_CPUS (optional, a taskset CPU
+# list such as "1") pins the emulator and the function to those CPUs: a Lambda-like CPU share.
 
 export S3_PORT="${S3_PORT:-5055}" WATCH_PORT="${WATCH_PORT:-9055}"
 export BUCKET="${BUCKET:-lambda-detect-local}"
@@ -33,7 +34,9 @@ function_up() {
   env_vars+=",AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test,AWS_REGION=us-east-1,RUST_LOG=info"
   # --ignore-changes: the tests run the binary built above; a source edit during the run must
   # not rebuild and restart the function under them.
-  setsid cargo lambda watch --release --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$WATCH_PORT" \
+  local pin=()
+  [[ -n "${FUNCTION_CPUS:-}" ]] && pin=(taskset -c "$FUNCTION_CPUS")
+  setsid "${pin[@]}" cargo lambda watch --release --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$WATCH_PORT" \
     --env-vars "$env_vars" >"$_function_state/watch.log" 2>&1 &
   _watch_pid=$!
   local health="$FUNCTION_URL/api/health"
