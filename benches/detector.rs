@@ -1,5 +1,6 @@
-//! Criterion benches: inference alone and the whole pipeline per image, bundled model,
-//! one tract thread. Figures are recorded in docs/PERFORMANCE.md.
+//! Criterion benches: inference alone (8-bit convolutions where the CPU has them, all-f32 for
+//! comparison, one and two threads), the whole pipeline per image, and start-up; bundled model.
+//! Figures are recorded in docs/PERFORMANCE.md.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lambda_detect::detector::DetectOptions;
@@ -20,6 +21,24 @@ fn benches(c: &mut Criterion) {
     c.bench_function("inference (300x300, 1 thread)", |b| {
         b.iter(|| detector.infer(input.clone()).unwrap())
     });
+    let f32_only = DetectorConfig {
+        int8: false,
+        ..DetectorConfig::default()
+    };
+    let float = Detector::load(&ModelSource::Default, &f32_only).unwrap();
+    c.bench_function("inference, all f32 (300x300, 1 thread)", |b| {
+        b.iter(|| float.infer(input.clone()).unwrap())
+    });
+    drop(float);
+    let two = DetectorConfig {
+        threads: 2,
+        ..DetectorConfig::default()
+    };
+    let two_threads = Detector::load(&ModelSource::Default, &two).unwrap();
+    c.bench_function("inference (300x300, 2 threads)", |b| {
+        b.iter(|| two_threads.infer(input.clone()).unwrap())
+    });
+    drop(two_threads);
     for name in ["chelsea.jpg", "astronaut.jpg", "coffee.jpg"] {
         let bytes = fixture(name);
         c.bench_function(&format!("pipeline {name}"), |b| {

@@ -14,7 +14,10 @@
 //! device that gets busy) is noticed, it probes the option not chosen when that option has not
 //! run for `explore_every` images (on the next image no bigger than the running mean size, so
 //! a probe over a bad link is cheap); while probes confirm the choice the interval doubles (up to
-//! `max_explore_every`), and it returns to `explore_every` when the choice flips.
+//! `max_explore_every`), and it returns to `explore_every` when the choice flips. A probe that
+//! is predicted to cost much more than the preferred option also waits until its extra time is
+//! at most [`PROBE_BUDGET`] of the time spent since the last one, which bounds what exploring
+//! costs when the two options are far apart (a bad link next to a fast device).
 
 /// Where an image ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +185,9 @@ pub struct Decision {
     pub reason: String,
 }
 
+/// The share of the run's time a probe's predicted extra cost may take (see the module notes).
+pub const PROBE_BUDGET: f64 = 0.1;
+
 /// The `auto` policy's state.
 #[derive(Clone, Debug)]
 pub struct Auto {
@@ -229,6 +235,10 @@ impl Auto {
                 reason: "no remote estimate yet".into(),
             },
             (Some(l), r) => {
+                let predicted = |p: Place| match p {
+                    Place::Local => Some(l),
+                    Place::Remote => r,
+                };
                 let (preferred, why) = match r {
                     _ if self.remote_failed => (Place::Local, "remote failed last time".into()),
                     Some(r) if r < l => (
@@ -246,7 +256,15 @@ impl Auto {
                     self.interval = self.explore_every;
                 }
                 let other = preferred.other();
-                if self.since[other as usize] >= self.interval && b <= mean_bytes {
+                // Images the preferred option must run first so that the probe's extra time is
+                // at most PROBE_BUDGET of theirs.
+                let budget_wait = match (predicted(preferred), predicted(other)) {
+                    (Some(p), Some(o)) if p > 0.0 && o > p => {
+                        ((o - p) / (PROBE_BUDGET * p)).ceil().min(1e6) as usize
+                    }
+                    _ => 0,
+                };
+                if self.since[other as usize] >= self.interval.max(budget_wait) && b <= mean_bytes {
                     let waited = self.since[other as usize];
                     self.interval = (self.interval * 2).min(self.max_explore_every);
                     Decision {
@@ -403,13 +421,14 @@ mod tests {
                 a.observe_local(100_000, 90.0);
             }
         }
-        // Remote last ran before image 0: probe after 10 local images, then 20, then 40.
-        assert_eq!(probes, vec![10, 31, 72]);
+        // A probe costs 265 - 90 = 175 ms more than local: it waits for 175 / (0.1 * 90) → 20
+        // local images (more than the interval of 10), then 20, then 40.
+        assert_eq!(probes, vec![20, 41]);
 
         // The link recovers: one probe at 100 Mbit/s + 10 ms is enough to flip (α = 0.5).
         let mut a = auto_with(90.0, 80.0, 5.0, 25.0);
         let mut first_remote = None;
-        for i in 0..12 {
+        for i in 0..22 {
             let d = a.decide(100_000);
             match d.place {
                 Place::Remote => {
@@ -419,16 +438,51 @@ mod tests {
                 Place::Local => a.observe_local(100_000, 90.0),
             }
         }
-        assert_eq!(first_remote, Some(10));
+        assert_eq!(first_remote, Some(20));
         let d = a.decide(100_000);
         assert_eq!(d.place, Place::Remote, "{}", d.reason);
         assert!(d.reason.starts_with("predicted remote"), "{}", d.reason);
     }
 
     #[test]
+    fn cheap_probes_follow_the_interval_and_costly_ones_the_budget() {
+        // Remote 43 ms preferred, local 50 ms: a local probe costs 7 ms extra, within 10 % of
+        // 10 remote images (43 ms each), so the interval (10) decides.
+        let mut a = auto_with(50.0, 10.0, 100.0, 25.0);
+        let first_local = (0..30).find(|_| {
+            let d = a.decide(100_000);
+            match d.place {
+                Place::Local => {
+                    a.observe_local(100_000, 50.0);
+                    true
+                }
+                Place::Remote => {
+                    a.observe_remote(100_000, 18.0, 25.0, 43.0);
+                    false
+                }
+            }
+        });
+        assert_eq!(first_local, Some(10));
+        // Local 20 ms preferred, remote 265 ms: a probe costs 245 ms extra, so it waits for
+        // 245 / (0.1 * 20) → 123 local images, whatever the interval says.
+        let mut a = auto_with(20.0, 80.0, 5.0, 25.0);
+        let first_remote = (0..200).find(|_| {
+            let d = a.decide(100_000);
+            match d.place {
+                Place::Remote => true,
+                Place::Local => {
+                    a.observe_local(100_000, 20.0);
+                    false
+                }
+            }
+        });
+        assert_eq!(first_remote, Some(123));
+    }
+
+    #[test]
     fn a_due_probe_waits_for_a_small_image() {
         let mut a = auto_with(90.0, 80.0, 5.0, 25.0);
-        for _ in 0..10 {
+        for _ in 0..20 {
             assert_eq!(a.decide(100_000).place, Place::Local);
             a.observe_local(100_000, 90.0);
         }
@@ -439,7 +493,7 @@ mod tests {
         let d = a.decide(50_000);
         assert_eq!(d.place, Place::Remote);
         assert!(
-            d.reason.starts_with("probe remote (11 images"),
+            d.reason.starts_with("probe remote (21 images"),
             "{}",
             d.reason
         );
