@@ -17,7 +17,10 @@
 use tract_tflite::internal::*;
 
 use super::depthwise::FusedDepthwise;
-use crate::model::QuantizedConv;
+#[cfg(target_arch = "x86_64")]
+use super::elems::avx512::Elem;
+use super::elems::{quantize, In, Out, OutElem};
+use crate::model::{QuantizedConv, TensorQuant};
 
 /// Rows (output pixels) per tile and 16-channel blocks per tile: 8 x 3 accumulators, 3 weight
 /// vectors and a broadcast fit the 32 vector registers.
@@ -31,6 +34,7 @@ pub fn vnni_available() -> bool {
     {
         std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
             && std::is_x86_feature_detected!("avx512vnni")
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -55,8 +59,11 @@ struct Packed {
     n_blocks: usize,
     /// Whether rows are the quantized input itself (1x1, stride 1, cin a multiple of 4).
     direct: bool,
+    input_scale: f32,
     input_scale_inv: f32,
     input_zero_point: f32,
+    /// The output tensor's quantization in the original model, if 8-bit.
+    output_quant: Option<TensorQuant>,
     /// Per block of 16 output channels, per group of 4 row entries, 64 bytes: lane `j` holds
     /// the 4 weights of channel `16 * block + j`. Channels past `n` are zero.
     weights: Vec<i8>,
@@ -70,15 +77,20 @@ struct Packed {
     hi: f32,
 }
 
-/// The tract op: NHWC f32 `[batch, h, w, cin]` in, NHWC f32 `[batch, oh, ow, n]` out.
+/// The tract op: NHWC `[batch, h, w, cin]` in, NHWC `[batch, oh, ow, n]` out, each f32 or
+/// the model's 8-bit values for that tensor.
 #[derive(Debug, Clone)]
 pub struct ConvInt8 {
     packed: Arc<Packed>,
+    u8_input: bool,
+    u8_output: bool,
 }
 
 impl PartialEq for ConvInt8 {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.packed, &other.packed)
+            && self.u8_input == other.u8_input
+            && self.u8_output == other.u8_output
     }
 }
 
@@ -137,8 +149,10 @@ impl ConvInt8 {
                 n,
                 n_blocks,
                 direct: spec.kernel_hw == (1, 1) && spec.stride == (1, 1) && cin % 4 == 0,
+                input_scale: spec.input_scale,
                 input_scale_inv: 1.0 / spec.input_scale,
                 input_zero_point: spec.input_zero_point as f32,
+                output_quant: spec.output_quant,
                 weights,
                 mult,
                 sum_mult,
@@ -146,44 +160,101 @@ impl ConvInt8 {
                 lo,
                 hi,
             }),
+            u8_input: false,
+            u8_output: false,
         })
     }
 
-    /// `input` is `[batch, h, w, cin]`, `output` `[batch, oh, ow, n]`. Large convolutions are
-    /// split by rows over tract's thread pool when it has more than one thread.
+    /// The quantization the input is read with (the model's for that tensor).
+    pub fn input_quant(&self) -> TensorQuant {
+        TensorQuant {
+            scale: self.packed.input_scale,
+            zero_point: self.packed.input_zero_point as i32,
+        }
+    }
+
+    /// The model's quantization of the output tensor, if it is 8-bit.
+    pub fn output_quant(&self) -> Option<TensorQuant> {
+        self.packed.output_quant
+    }
+
+    /// The same op reading the input as 8-bit values (quantized as [`Self::input_quant`]).
+    pub fn with_u8_input(&self) -> Self {
+        ConvInt8 {
+            u8_input: true,
+            ..self.clone()
+        }
+    }
+
+    /// The same op writing 8-bit values (quantized as [`Self::output_quant`]).
+    pub fn with_u8_output(&self) -> Self {
+        ConvInt8 {
+            u8_output: self.packed.output_quant.is_some(),
+            ..self.clone()
+        }
+    }
+
+    /// f32 in and out: `input` is `[batch, h, w, cin]`, `output` `[batch, oh, ow, n]`.
+    #[cfg(test)]
     pub fn compute(&self, input: &[f32], output: &mut [f32]) {
+        self.compute_any(In::F32(input), Out::F32(output))
+    }
+
+    /// Any mix of f32 and 8-bit in and out. Large convolutions are split by rows over tract's
+    /// thread pool when it has more than one thread.
+    pub fn compute_any(&self, input: In, output: Out) {
         let p = &*self.packed;
         let (a, m) = rows(p, input);
-        assert!(output.len() == m * p.n);
         let sums: Vec<f32> = a
             .chunks_exact(p.k)
             .map(|r| r.iter().map(|&v| v as u32).sum::<u32>() as f32)
             .collect();
-        let vnni = vnni_available();
-        // Rows r0..r1 into `out` (those rows of the output).
-        let run = |r0: usize, r1: usize, out: &mut [f32]| {
-            #[cfg(target_arch = "x86_64")]
-            if vnni {
-                // Safety: the CPU has the features `vnni` is compiled for (checked above);
-                // `a` holds whole tiles of rows of length k, `sums` one entry per row, and
-                // `out` rows r0..r1.
-                unsafe { vnni::gemm(p, &a, &sums, r0, r1, out) };
-                return;
+        let work = m * p.k * p.n;
+        match output {
+            Out::F32(y) => {
+                assert!(y.len() == m * p.n);
+                super::parallel::split_rows(m, MR, p.n, work, y, |r0, r1, out| {
+                    gemm(p, &a, &sums, r0, r1, out)
+                });
             }
-            let _ = vnni;
-            gemm_portable(p, &a, &sums, r0, r1, out);
-        };
-        super::parallel::split_rows(m, MR, p.n, m * p.k * p.n, output, run);
+            Out::U8(y) => {
+                assert!(y.len() == m * p.n && p.output_quant.is_some());
+                super::parallel::split_rows(m, MR, p.n, work, y, |r0, r1, out| {
+                    gemm(p, &a, &sums, r0, r1, out)
+                });
+            }
+        }
     }
 }
 
-/// The model's quantization of one input value, saturating (NaN → 0). Both code paths agree.
-#[inline(always)]
-fn quantize(x: f32, inv_scale: f32, zero_point: f32) -> u8 {
-    // NaN stays NaN through clamp and casts to 0.
-    x.mul_add(inv_scale, zero_point)
-        .clamp(0.0, 255.0)
-        .round_ties_even() as u8
+/// Rows `r0..r1` of the product into `out` (those rows), with the fastest code this CPU runs.
+#[cfg(target_arch = "x86_64")]
+fn gemm<O: OutElem + Elem>(
+    p: &Packed,
+    a: &[u8],
+    sums: &[f32],
+    r0: usize,
+    r1: usize,
+    out: &mut [O],
+) {
+    if vnni_available() {
+        // Safety: the CPU has the features `vnni` is compiled for (checked just above); `a`
+        // holds whole tiles of rows of length k, `sums` one entry per row, `out` rows r0..r1.
+        unsafe { vnni::gemm(p, a, sums, r0, r1, out) };
+    } else {
+        gemm_portable(p, a, sums, r0, r1, out);
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn gemm<O: OutElem>(p: &Packed, a: &[u8], sums: &[f32], r0: usize, r1: usize, out: &mut [O]) {
+    gemm_portable(p, a, sums, r0, r1, out);
+}
+
+/// Output quantization as (1 / scale, zero point); (1, 0) for f32 outputs.
+fn out_params(p: &Packed) -> (f32, f32) {
+    p.output_quant
+        .map_or((1.0, 0.0), |q| (1.0 / q.scale, q.zero_point as f32))
 }
 
 fn quantize_into(p: &Packed, input: &[f32], out: &mut [u8]) {
@@ -199,17 +270,24 @@ fn quantize_into(p: &Packed, input: &[f32], out: &mut [u8]) {
 }
 
 /// The matrix rows, one per output pixel (the quantized patch, zero-extended to k), padded
-/// with zero rows to whole tiles; and the number of real rows.
-fn rows(p: &Packed, input: &[f32]) -> (Vec<u8>, usize) {
+/// with zero rows to whole tiles; and the number of real rows. 8-bit input is used as it is.
+fn rows(p: &Packed, input: In) -> (Vec<u8>, usize) {
     let (ih, iw) = p.in_hw;
     let (oh, ow) = p.out_hw;
     let image = ih * iw * p.cin;
-    let batch = input.len() / image;
-    assert!(input.len() == batch * image);
+    let len = match input {
+        In::F32(x) => x.len(),
+        In::U8(x) => x.len(),
+    };
+    let batch = len / image;
+    assert!(len == batch * image);
     let m = batch * oh * ow;
     let mut a = vec![0u8; m.div_ceil(MR) * MR * p.k];
     if p.direct {
-        quantize_into(p, input, &mut a[..m * p.k]);
+        match input {
+            In::F32(x) => quantize_into(p, x, &mut a[..m * p.k]),
+            In::U8(x) => a[..m * p.k].copy_from_slice(x),
+        }
         return (a, m);
     }
     let (kh, kw) = p.kernel_hw;
@@ -218,8 +296,14 @@ fn rows(p: &Packed, input: &[f32]) -> (Vec<u8>, usize) {
     let c = p.cin;
     let pad = p.input_zero_point as u8;
     let mut q = vec![0u8; image];
-    for (b, x) in input.chunks_exact(image).enumerate() {
-        quantize_into(p, x, &mut q);
+    for b in 0..batch {
+        let q: &[u8] = match input {
+            In::F32(x) => {
+                quantize_into(p, &x[b * image..][..image], &mut q);
+                &q
+            }
+            In::U8(x) => &x[b * image..][..image],
+        };
         for oy in 0..oh {
             for ox in 0..ow {
                 let row = &mut a[((b * oh + oy) * ow + ox) * p.k..][..kh * kw * c];
@@ -242,8 +326,16 @@ fn rows(p: &Packed, input: &[f32]) -> (Vec<u8>, usize) {
 
 /// Plain Rust, any CPU: the same integer sums and float epilogue as the VNNI kernel, for
 /// rows `r0..r1` into `output` (those rows).
-fn gemm_portable(p: &Packed, a: &[u8], sums: &[f32], r0: usize, r1: usize, output: &mut [f32]) {
+fn gemm_portable<O: OutElem>(
+    p: &Packed,
+    a: &[u8],
+    sums: &[f32],
+    r0: usize,
+    r1: usize,
+    output: &mut [O],
+) {
     let k4 = p.k / 4;
+    let (inv, zp) = out_params(p);
     for row in r0..r1 {
         let ar = &a[row * p.k..][..p.k];
         for o in 0..p.n {
@@ -253,28 +345,28 @@ fn gemm_portable(p: &Packed, a: &[u8], sums: &[f32], r0: usize, r1: usize, outpu
                 dot += av as i32 * block[(kk / 4) * 64 + (o % 16) * 4 + kk % 4] as i32;
             }
             let base = sums[row].mul_add(p.sum_mult[o], p.offset[o]);
-            output[(row - r0) * p.n + o] =
-                (dot as f32).mul_add(p.mult[o], base).max(p.lo).min(p.hi);
+            let y = (dot as f32).mul_add(p.mult[o], base).max(p.lo).min(p.hi);
+            output[(row - r0) * p.n + o] = O::from_f32(y, inv, zp);
         }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod vnni {
-    use super::{Packed, MR, NB};
+    use super::{out_params, Elem, Packed, MR, NB};
     use std::arch::x86_64::*;
 
     /// Rows `r0..r1` (r0 a multiple of MR) into `output` (those rows).
     ///
-    /// Safety: the CPU must have AVX-512 F, BW and VNNI.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn gemm(
+    /// Safety: the CPU must have AVX-512 F, BW, VL and VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub unsafe fn gemm<O: Elem>(
         p: &Packed,
         a: &[u8],
         sums: &[f32],
         r0: usize,
         r1: usize,
-        output: &mut [f32],
+        output: &mut [O],
     ) {
         let tiles_end = r1.div_ceil(MR) * MR;
         // Whole tiles are read (the row buffer is padded to them); only rows < r1 are stored.
@@ -285,9 +377,9 @@ mod vnni {
             let blocks = (p.n_blocks - b0).min(NB);
             for m0 in (r0..tiles_end).step_by(MR) {
                 match blocks {
-                    3 => tile::<3>(p, a, sums, m0, (r0, r1), b0, output),
-                    2 => tile::<2>(p, a, sums, m0, (r0, r1), b0, output),
-                    _ => tile::<1>(p, a, sums, m0, (r0, r1), b0, output),
+                    3 => tile::<3, O>(p, a, sums, m0, (r0, r1), b0, output),
+                    2 => tile::<2, O>(p, a, sums, m0, (r0, r1), b0, output),
+                    _ => tile::<1, O>(p, a, sums, m0, (r0, r1), b0, output),
                 }
             }
             b0 += blocks;
@@ -317,15 +409,15 @@ mod vnni {
     /// One tile: rows `m0..m0 + MR` (stored if below `rows.1`, at `row - rows.0` in `out`),
     /// channel blocks `b0..b0 + T`.
     #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn tile<const T: usize>(
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn tile<const T: usize, O: Elem>(
         p: &Packed,
         a: &[u8],
         sums: &[f32],
         m0: usize,
         (first, end): (usize, usize),
         b0: usize,
-        out: &mut [f32],
+        out: &mut [O],
     ) {
         let k4 = p.k / 4;
         let mut acc = [[_mm512_setzero_si512(); T]; MR];
@@ -345,6 +437,8 @@ mod vnni {
             }
         }
         let (lo, hi) = (_mm512_set1_ps(p.lo), _mm512_set1_ps(p.hi));
+        let (inv, zp) = out_params(p);
+        let (inv, zp) = (_mm512_set1_ps(inv), _mm512_set1_ps(zp));
         for t in 0..T {
             let col = (b0 + t) * 16;
             let mult = _mm512_loadu_ps(p.mult.as_ptr().add(col));
@@ -364,7 +458,13 @@ mod vnni {
                 let base = _mm512_fmadd_ps(_mm512_set1_ps(sums[row]), sum_mult, offset);
                 let v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc_r[t]), mult, base);
                 let y = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add((row - first) * p.n + col), mask, y);
+                O::store(
+                    out.as_mut_ptr().add((row - first) * p.n + col),
+                    mask,
+                    y,
+                    inv,
+                    zp,
+                );
             }
         }
     }
@@ -400,12 +500,29 @@ impl EvalOp for ConvInt8 {
             p.cin
         );
         let out_shape = [shape[0], p.out_hw.0, p.out_hw.1, p.n];
-        // Safety: `compute` writes every element (each pixel's n channels) before it is read.
-        let mut output = unsafe { Tensor::uninitialized::<f32>(&out_shape)? };
+        // Safety: `compute_any` writes every element (each pixel's n channels) before it is
+        // read.
+        let mut output = unsafe {
+            if self.u8_output {
+                Tensor::uninitialized::<u8>(&out_shape)?
+            } else {
+                Tensor::uninitialized::<f32>(&out_shape)?
+            }
+        };
         {
             let x = input.try_as_plain_ram()?;
             let mut y = output.try_as_plain_ram_mut()?;
-            self.compute(x.as_slice::<f32>()?, y.as_slice_mut::<f32>()?);
+            let x = if self.u8_input {
+                In::U8(x.as_slice::<u8>()?)
+            } else {
+                In::F32(x.as_slice::<f32>()?)
+            };
+            let y = if self.u8_output {
+                Out::U8(y.as_slice_mut::<u8>()?)
+            } else {
+                Out::F32(y.as_slice_mut::<f32>()?)
+            };
+            self.compute_any(x, y);
         }
         Ok(tvec!(output.into_tvalue()))
     }
@@ -425,12 +542,27 @@ impl TypedOp for ConvInt8 {
             p.cin,
             shape
         );
-        Ok(tvec!(f32::fact([
+        let want = if self.u8_input {
+            u8::datum_type()
+        } else {
+            f32::datum_type()
+        };
+        ensure!(
+            inputs[0].datum_type == want,
+            "ConvInt8 input is {:?}",
+            inputs[0].datum_type
+        );
+        let shape = [
             shape[0].clone(),
             p.out_hw.0.to_dim(),
             p.out_hw.1.to_dim(),
-            p.n.to_dim()
-        ])))
+            p.n.to_dim(),
+        ];
+        Ok(tvec!(if self.u8_output {
+            u8::fact(shape)
+        } else {
+            f32::fact(shape)
+        }))
     }
 
     as_op!();
@@ -467,6 +599,10 @@ mod tests {
             weight_scales: (0..n).map(|o| 0.002 + o as f32 * 1e-4).collect(),
             bias: (0..n).map(|o| o as f32 * 0.03 - 1.0).collect(),
             clamp,
+            output_quant: Some(TensorQuant {
+                scale: 0.03,
+                zero_point: 40,
+            }),
         }
     }
 
@@ -531,7 +667,7 @@ mod tests {
         let m = x.len() / (p.in_hw.0 * p.in_hw.1 * p.cin) * p.out_hw.0 * p.out_hw.1;
         let mut y = vec![f32::NAN; m * p.n];
         if portable {
-            let (a, m) = rows(p, x);
+            let (a, m) = rows(p, In::F32(x));
             let sums: Vec<f32> = a
                 .chunks_exact(p.k)
                 .map(|r| r.iter().map(|&v| v as u32).sum::<u32>() as f32)
@@ -618,6 +754,36 @@ mod tests {
             let single = run(&op, &x, false);
             let multi = multithread_tract_scope(Executor::multithread(2), || run(&op, &x, false));
             assert_eq!(single, multi, "{shape:?} {kernel:?}");
+        }
+    }
+
+    #[test]
+    fn eight_bit_input_and_output_equal_quantizing_around_the_f32_op() {
+        use super::super::elems::{dequantize, quantize_slice};
+        for &(shape, kernel, stride, same, n, batch) in CASES {
+            let s = spec(shape, kernel, stride, same, n, Some((0.0, 6.0)));
+            let op = ConvInt8::new(&s).unwrap();
+            let x = input(batch * shape.0 * shape.1 * shape.2, &s, false);
+            let mut q = vec![0u8; x.len()];
+            quantize_slice(&x, op.input_quant(), &mut q);
+            let f32_out = run(&op, &dequantize(&q, op.input_quant()), false);
+            let mut want = vec![0u8; f32_out.len()];
+            quantize_slice(&f32_out, s.output_quant.unwrap(), &mut want);
+            let u8_op = op.with_u8_input().with_u8_output();
+            assert!(u8_op.u8_input && u8_op.u8_output);
+            let mut got = vec![0u8; want.len()];
+            u8_op.compute_any(In::U8(&q), Out::U8(&mut got));
+            assert_eq!(got, want, "{shape:?} {kernel:?}");
+            // And the portable code writes the same bytes.
+            let p = &*u8_op.packed;
+            let (a, m) = rows(p, In::U8(&q));
+            let sums: Vec<f32> = a
+                .chunks_exact(p.k)
+                .map(|r| r.iter().map(|&v| v as u32).sum::<u32>() as f32)
+                .collect();
+            let mut portable = vec![0u8; want.len()];
+            gemm_portable(p, &a, &sums, 0, m, &mut portable);
+            assert_eq!(portable, want, "portable {shape:?} {kernel:?}");
         }
     }
 

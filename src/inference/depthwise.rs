@@ -8,6 +8,11 @@
 
 use tract_tflite::internal::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::elems::avx512::Elem;
+use super::elems::{dequantize, quantize_slice, In, Out};
+use crate::model::TensorQuant;
+
 /// Channels summed together in registers (one AVX-512 vector, two AVX2 vectors).
 const LANES: usize = 16;
 
@@ -27,6 +32,12 @@ pub struct FusedDepthwise {
     pub bias: Arc<Vec<f32>>,
     /// Output clamp (ReLU: (0, inf), ReLU6: (0, 6)).
     pub clamp: Option<(f32, f32)>,
+    /// The input's and output's 8-bit quantization in the original model, if known.
+    pub input_quant: Option<TensorQuant>,
+    pub output_quant: Option<TensorQuant>,
+    /// Whether the input arrives / the output leaves as those 8-bit values instead of f32.
+    pub u8_input: bool,
+    pub u8_output: bool,
 }
 
 impl PartialEq for FusedDepthwise {
@@ -42,6 +53,10 @@ impl PartialEq for FusedDepthwise {
             && bits(&self.bias) == bits(&other.bias)
             && self.clamp.map(|(a, b)| (a.to_bits(), b.to_bits()))
                 == other.clamp.map(|(a, b)| (a.to_bits(), b.to_bits()))
+            && self.input_quant == other.input_quant
+            && self.output_quant == other.output_quant
+            && self.u8_input == other.u8_input
+            && self.u8_output == other.u8_output
     }
 }
 
@@ -127,12 +142,19 @@ impl FusedDepthwise {
 
     /// 3x3 kernels with AVX-512: per output row and 16-channel block, the nine weight vectors
     /// stay in registers while the row's pixels stream past; interior pixels skip edge checks.
+    /// Input and output are f32 or 8-bit (dequantized on load, quantized on store).
     ///
-    /// Safety: the CPU must have AVX-512 F; `input` and `output` must be one image each.
-    /// Output rows `oy0..oy1` into `output` (those rows).
+    /// Safety: the CPU must have AVX-512 F, BW and VL; `input` must be one image, `output`
+    /// its rows `oy0..oy1`.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn image_3x3_avx512(&self, input: &[f32], oy0: usize, oy1: usize, output: &mut [f32]) {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn image_3x3_avx512<I: Elem, O: Elem>(
+        &self,
+        input: &[I],
+        oy0: usize,
+        oy1: usize,
+        output: &mut [O],
+    ) {
         use std::arch::x86_64::*;
         let (ih, iw) = self.in_hw;
         let (oh, ow) = self.out_hw;
@@ -145,12 +167,29 @@ impl FusedDepthwise {
         assert!(self.kernel.len() == 9 * c && self.bias.len() == c);
         let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
         let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        let deq = self.input_quant.unwrap_or(TensorQuant {
+            scale: 1.0,
+            zero_point: 0,
+        });
+        let (scale, offset) = (
+            _mm512_set1_ps(deq.scale),
+            _mm512_set1_ps(-(deq.zero_point as f32) * deq.scale),
+        );
+        let q = self.output_quant.unwrap_or(TensorQuant {
+            scale: 1.0,
+            zero_point: 0,
+        });
+        let (inv, zp) = (
+            _mm512_set1_ps(1.0 / q.scale),
+            _mm512_set1_ps(q.zero_point as f32),
+        );
         let (x, w, b, y) = (
             input.as_ptr(),
             self.kernel.as_ptr(),
             self.bias.as_ptr(),
             output.as_mut_ptr(),
         );
+        let load = |p: *const I, m| I::load(p, m, scale, offset);
         for oy in oy0..oy1 {
             // Input rows of the three kernel rows, None where they fall in the padding.
             let rows: [Option<usize>; 3] = std::array::from_fn(|ky| {
@@ -174,19 +213,11 @@ impl FusedDepthwise {
                         for (ky, row) in rows.iter().enumerate() {
                             if let Some(iy) = *row {
                                 let p = x.add((iy * iw + ix) * c + ch);
-                                acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, p), wv[ky * 3], acc);
+                                acc = _mm512_fmadd_ps(load(p, m), wv[ky * 3], acc);
                                 let p = p.add(c);
-                                acc = _mm512_fmadd_ps(
-                                    _mm512_maskz_loadu_ps(m, p),
-                                    wv[ky * 3 + 1],
-                                    acc,
-                                );
+                                acc = _mm512_fmadd_ps(load(p, m), wv[ky * 3 + 1], acc);
                                 let p = p.add(c);
-                                acc = _mm512_fmadd_ps(
-                                    _mm512_maskz_loadu_ps(m, p),
-                                    wv[ky * 3 + 2],
-                                    acc,
-                                );
+                                acc = _mm512_fmadd_ps(load(p, m), wv[ky * 3 + 2], acc);
                             }
                         }
                     } else {
@@ -198,16 +229,12 @@ impl FusedDepthwise {
                                     continue;
                                 }
                                 let p = x.add((iy * iw + ixp - pl) * c + ch);
-                                acc = _mm512_fmadd_ps(
-                                    _mm512_maskz_loadu_ps(m, p),
-                                    wv[ky * 3 + kx],
-                                    acc,
-                                );
+                                acc = _mm512_fmadd_ps(load(p, m), wv[ky * 3 + kx], acc);
                             }
                         }
                     }
                     let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
-                    _mm512_mask_storeu_ps(y.add(((oy - oy0) * ow + ox) * c + ch), m, v);
+                    O::store(y.add(((oy - oy0) * ow + ox) * c + ch), m, v, inv, zp);
                 }
             }
         }
@@ -274,8 +301,71 @@ impl FusedDepthwise {
         }
     }
 
-    /// Compute a batch, picking the widest vector build this CPU runs.
+    /// Compute a batch of f32 images, picking the widest vector build this CPU runs.
+    #[cfg(test)]
     pub fn compute(&self, input: &[f32], output: &mut [f32]) {
+        self.compute_any(In::F32(input), Out::F32(output))
+    }
+
+    /// Compute a batch, f32 or 8-bit in and out. The AVX-512 3x3 kernel reads and writes 8-bit
+    /// values directly; the other builds convert around the f32 code.
+    pub fn compute_any(&self, input: In, output: Out) {
+        let in_len = self.in_hw.0 * self.in_hw.1 * self.channels;
+        let out_len = self.out_hw.0 * self.out_hw.1 * self.channels;
+        #[cfg(target_arch = "x86_64")]
+        if self.kernel_hw == (3, 3) && super::elems::avx512::available() {
+            match (input, output) {
+                (In::F32(x), Out::F32(y)) => self.batch_3x3_avx512(x, y, in_len, out_len),
+                (In::F32(x), Out::U8(y)) => self.batch_3x3_avx512(x, y, in_len, out_len),
+                (In::U8(x), Out::F32(y)) => self.batch_3x3_avx512(x, y, in_len, out_len),
+                (In::U8(x), Out::U8(y)) => self.batch_3x3_avx512(x, y, in_len, out_len),
+            }
+            return;
+        }
+        let unit = TensorQuant {
+            scale: 1.0,
+            zero_point: 0,
+        };
+        let x: std::borrow::Cow<[f32]> = match input {
+            In::F32(x) => x.into(),
+            In::U8(q) => dequantize(q, self.input_quant.unwrap_or(unit)).into(),
+        };
+        match output {
+            Out::F32(y) => self.compute_f32(&x, y),
+            Out::U8(q) => {
+                let mut y = vec![0f32; q.len()];
+                self.compute_f32(&x, &mut y);
+                quantize_slice(&y, self.output_quant.unwrap_or(unit), q);
+            }
+        }
+        let _ = (in_len, out_len);
+    }
+
+    /// The AVX-512 3x3 kernel over a batch, each image's rows split over tract's thread pool.
+    #[cfg(target_arch = "x86_64")]
+    fn batch_3x3_avx512<I: Elem, O: Elem>(
+        &self,
+        input: &[I],
+        output: &mut [O],
+        in_len: usize,
+        out_len: usize,
+    ) {
+        let (oh, ow) = self.out_hw;
+        for (x, y) in input
+            .chunks_exact(in_len)
+            .zip(output.chunks_exact_mut(out_len))
+        {
+            let work = oh * ow * self.channels * 9;
+            super::parallel::split_rows(oh, 1, ow * self.channels, work, y, |r0, r1, rows| {
+                // Safety: the caller checked the CPU features; x is one image, rows holds its
+                // output rows r0..r1.
+                unsafe { self.image_3x3_avx512(x, r0, r1, rows) }
+            });
+        }
+    }
+
+    /// f32 in and out with the widest build of the generic kernel.
+    fn compute_f32(&self, input: &[f32], output: &mut [f32]) {
         let in_len = self.in_hw.0 * self.in_hw.1 * self.channels;
         let out_len = self.out_hw.0 * self.out_hw.1 * self.channels;
         for (x, y) in input
@@ -284,25 +374,8 @@ impl FusedDepthwise {
         {
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("avx512f") {
-                // Safety: the CPU supports AVX-512 F, checked just above; x and y are one
-                // image each (chunks of the sizes computed above).
-                if self.kernel_hw == (3, 3) {
-                    let (oh, ow) = self.out_hw;
-                    let work = oh * ow * self.channels * 9;
-                    super::parallel::split_rows(
-                        oh,
-                        1,
-                        ow * self.channels,
-                        work,
-                        y,
-                        |r0, r1, rows| {
-                            // Safety: as above; rows holds output rows r0..r1.
-                            unsafe { self.image_3x3_avx512(x, r0, r1, rows) }
-                        },
-                    );
-                } else {
-                    unsafe { self.image_avx512(x, y) };
-                }
+                // Safety: the CPU supports AVX-512 F, checked just above.
+                unsafe { self.image_avx512(x, y) };
                 continue;
             }
             #[cfg(target_arch = "x86_64")]
@@ -343,11 +416,25 @@ impl EvalOp for FusedDepthwise {
         let input = &inputs[0];
         let batch = input.shape()[0];
         let shape = [batch, self.out_hw.0, self.out_hw.1, self.channels];
-        let mut output = Tensor::zero::<f32>(&shape)?;
+        let mut output = if self.u8_output {
+            Tensor::zero::<u8>(&shape)?
+        } else {
+            Tensor::zero::<f32>(&shape)?
+        };
         {
             let x = input.try_as_plain_ram()?;
             let mut y = output.try_as_plain_ram_mut()?;
-            self.compute(x.as_slice::<f32>()?, y.as_slice_mut::<f32>()?);
+            let x = if self.u8_input {
+                In::U8(x.as_slice::<u8>()?)
+            } else {
+                In::F32(x.as_slice::<f32>()?)
+            };
+            let y = if self.u8_output {
+                Out::U8(y.as_slice_mut::<u8>()?)
+            } else {
+                Out::F32(y.as_slice_mut::<f32>()?)
+            };
+            self.compute_any(x, y);
         }
         Ok(tvec!(output.into_tvalue()))
     }
@@ -366,12 +453,27 @@ impl TypedOp for FusedDepthwise {
             self.channels,
             shape
         );
-        Ok(tvec!(f32::fact([
+        let want = if self.u8_input {
+            u8::datum_type()
+        } else {
+            f32::datum_type()
+        };
+        ensure!(
+            inputs[0].datum_type == want,
+            "FusedDepthwise input is {:?}",
+            inputs[0].datum_type
+        );
+        let shape = [
             shape[0].clone(),
             self.out_hw.0.to_dim(),
             self.out_hw.1.to_dim(),
-            self.channels.to_dim()
-        ])))
+            self.channels.to_dim(),
+        ];
+        Ok(tvec!(if self.u8_output {
+            u8::fact(shape)
+        } else {
+            f32::fact(shape)
+        }))
     }
 
     as_op!();
@@ -434,6 +536,10 @@ mod tests {
             ),
             bias: Arc::new((0..c).map(|i| i as f32 / 10.0 - 0.5).collect()),
             clamp,
+            input_quant: None,
+            output_quant: None,
+            u8_input: false,
+            u8_output: false,
         }
     }
 
@@ -463,6 +569,9 @@ mod tests {
             if std::is_x86_feature_detected!("avx512f") {
                 // Safety: the CPU has AVX-512 F (checked above).
                 v.push(("avx512", |op, x, y| unsafe { op.image_avx512(x, y) }));
+            }
+            if crate::inference::elems::avx512::available() {
+                // Safety: the CPU has AVX-512 F, BW and VL (checked above).
                 v.push(("avx512 3x3", |op, x, y| {
                     if op.kernel_hw == (3, 3) {
                         unsafe { op.image_3x3_avx512(x, 0, op.out_hw.0, y) }
@@ -521,5 +630,48 @@ mod tests {
         multithread_tract_scope(Executor::multithread(2), || op.compute(&x, &mut multi));
         assert_eq!(single, multi);
         assert!(single.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn eight_bit_input_and_output_match_quantizing_around_the_f32_op() {
+        use crate::inference::elems::{dequantize, quantize_slice};
+        let (qin, qout) = (
+            TensorQuant {
+                scale: 0.05,
+                zero_point: 7,
+            },
+            TensorQuant {
+                scale: 6.0 / 255.0,
+                zero_point: 0,
+            },
+        );
+        for (shape, stride) in [((9, 7, 33), 2), ((12, 10, 96), 1), ((5, 5, 16), 2)] {
+            let (ih, iw, c) = shape;
+            let mut base = op(shape, (3, 3), stride, true, Some((0.0, 6.0)));
+            base.input_quant = Some(qin);
+            base.output_quant = Some(qout);
+            let q: Vec<u8> = (0..ih * iw * c).map(|i| (i * 37 % 256) as u8).collect();
+            let x = dequantize(&q, qin);
+            let len = base.out_hw.0 * base.out_hw.1 * c;
+            let mut y = vec![0f32; len];
+            base.compute(&x, &mut y);
+            let mut want = vec![0u8; len];
+            quantize_slice(&y, qout, &mut want);
+            let u8_op = FusedDepthwise {
+                u8_input: true,
+                u8_output: true,
+                ..base.clone()
+            };
+            let mut got = vec![0u8; len];
+            u8_op.compute_any(In::U8(&q), Out::U8(&mut got));
+            // The same arithmetic; at most a rounding tie apart.
+            let worst = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).max();
+            assert!(worst <= Some(1), "{shape:?}: {worst:?}");
+            let mut got_f32 = vec![0f32; len];
+            u8_op.compute_any(In::U8(&q), Out::F32(&mut got_f32));
+            for (a, b) in got_f32.iter().zip(&y) {
+                assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+            }
+        }
     }
 }

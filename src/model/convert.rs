@@ -56,12 +56,29 @@ pub struct ConvertedModel {
     pub score_columns: usize,
     /// Depthwise convolutions (by output tensor name) written without their activation, with
     /// the clamp it implies, for the inference stage to run as one fused op.
-    pub fused_depthwise: std::collections::HashMap<String, Option<(f32, f32)>>,
+    pub fused_depthwise: std::collections::HashMap<String, DepthwiseSite>,
     /// Convolutions kept in 8 bits for the integer kernel, in graph order. They are not in the
     /// float model: each one's output is an extra graph input there, and its input an extra
     /// graph output, for the inference stage to connect through the 8-bit op.
     pub int8_convs: Vec<Int8ConvSite>,
     pub stats: ConversionStats,
+}
+
+/// An 8-bit tensor's quantization, `real = scale * (q - zero_point)`, with `q` unsigned
+/// (int8 tensors: zero point + 128).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TensorQuant {
+    pub scale: f32,
+    pub zero_point: i32,
+}
+
+/// A depthwise convolution for the fused op: its clamp, and its input's and output's 8-bit
+/// quantization in the original model (so 8-bit values can be handed between ops).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DepthwiseSite {
+    pub clamp: Option<(f32, f32)>,
+    pub input_quant: Option<TensorQuant>,
+    pub output_quant: Option<TensorQuant>,
 }
 
 /// What the conversion may keep in 8 bits instead of converting to float.
@@ -109,6 +126,8 @@ pub struct QuantizedConv {
     pub bias: Vec<f32>,
     /// Output clamp (ReLU: (0, inf), ReLU6: (0, 6)).
     pub clamp: Option<(f32, f32)>,
+    /// The output tensor's quantization in the original model, if it is 8-bit.
+    pub output_quant: Option<TensorQuant>,
 }
 
 /// Builtin ops the rewrite knows how to carry over (their options are copied field by field).
@@ -825,7 +844,12 @@ pub fn convert_with(bytes: &[u8], options: &ConvertOptions) -> Result<ConvertedM
                 fusable_depthwise(&op, &op_inputs, &tensors, weights_constant, act)?
             {
                 let out = tensors.get(outputs[0])?;
-                fused_depthwise.insert(name_of(&out), clamp);
+                let site = DepthwiseSite {
+                    clamp,
+                    input_quant: quant8(&tensors.get(op_inputs[0])?),
+                    output_quant: quant8(&out),
+                };
+                fused_depthwise.insert(name_of(&out), site);
                 act = Some(Act::NONE);
             }
         }
@@ -960,6 +984,25 @@ fn fusable_depthwise(
     Ok(clamp_of(act.unwrap_or(o.fused_activation_function())))
 }
 
+/// An 8-bit activation tensor's quantization, if it has one scale and a zero point in range.
+fn quant8(t: &tflite::Tensor) -> Option<TensorQuant> {
+    let shift = match t.type_() {
+        TensorType::UINT8 => 0,
+        TensorType::INT8 => 128,
+        _ => return None,
+    };
+    let q = quantization(t)?;
+    let zero_point = q.zero_points[0] + shift;
+    (q.scales.len() == 1
+        && q.scales[0].is_finite()
+        && q.scales[0] > 0.0
+        && (0..=255).contains(&zero_point))
+    .then_some(TensorQuant {
+        scale: q.scales[0],
+        zero_point: zero_point as i32,
+    })
+}
+
 /// The clamp an activation stands for, if it is one.
 fn clamp_of(act: Act) -> Option<Option<(f32, f32)>> {
     match act {
@@ -1085,6 +1128,10 @@ fn int8_conv_spec<'a>(
         weight_scales: (0..out_channels).map(|i| channel(&qw.scales, i)).collect(),
         bias,
         clamp,
+        output_quant: match op.outputs().and_then(|o| o.iter().next()) {
+            Some(out) => quant8(&tensors.get(out)?),
+            None => None,
+        },
     }))
 }
 

@@ -7,8 +7,8 @@ mod postprocess_options;
 use std::path::{Path, PathBuf};
 
 pub use convert::{
-    convert, convert_with, ConversionStats, ConvertOptions, ConvertedModel, InputQuantization,
-    InputSpec, Int8ConvSite, QuantizedConv,
+    convert, convert_with, ConversionStats, ConvertOptions, ConvertedModel, DepthwiseSite,
+    InputQuantization, InputSpec, Int8ConvSite, QuantizedConv, TensorQuant,
 };
 pub use postprocess_options::{parse_postprocess_options, POSTPROCESS_OP};
 
