@@ -19,7 +19,7 @@ use tract_tflite::internal::*;
 use super::depthwise::FusedDepthwise;
 #[cfg(target_arch = "x86_64")]
 use super::elems::avx512::Elem;
-use super::elems::{quantize, In, Out, OutElem};
+use super::elems::{quantize, In, NhwcIo, Out, OutElem};
 use crate::model::{QuantizedConv, TensorQuant};
 
 /// Rows (output pixels) per tile and 16-channel blocks per tile: 8 x 3 accumulators, 3 weight
@@ -486,83 +486,31 @@ impl Op for ConvInt8 {
     op_as_typed_op!();
 }
 
+impl ConvInt8 {
+    fn io(&self) -> NhwcIo {
+        let p = &self.packed;
+        NhwcIo {
+            name: "ConvInt8",
+            in_hwc: (p.in_hw.0, p.in_hw.1, p.cin),
+            out_hwc: (p.out_hw.0, p.out_hw.1, p.n),
+            u8_input: self.u8_input,
+            u8_output: self.u8_output,
+        }
+    }
+}
+
 impl EvalOp for ConvInt8 {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let p = &self.packed;
-        let input = &inputs[0];
-        let shape = input.shape();
-        ensure!(
-            shape.len() == 4 && shape[1..] == [p.in_hw.0, p.in_hw.1, p.cin],
-            "ConvInt8 built for {:?}x{} got {shape:?}",
-            p.in_hw,
-            p.cin
-        );
-        let out_shape = [shape[0], p.out_hw.0, p.out_hw.1, p.n];
-        // Safety: `compute_any` writes every element (each pixel's n channels) before it is
-        // read.
-        let mut output = unsafe {
-            if self.u8_output {
-                Tensor::uninitialized::<u8>(&out_shape)?
-            } else {
-                Tensor::uninitialized::<f32>(&out_shape)?
-            }
-        };
-        {
-            let x = input.try_as_plain_ram()?;
-            let mut y = output.try_as_plain_ram_mut()?;
-            let x = if self.u8_input {
-                In::U8(x.as_slice::<u8>()?)
-            } else {
-                In::F32(x.as_slice::<f32>()?)
-            };
-            let y = if self.u8_output {
-                Out::U8(y.as_slice_mut::<u8>()?)
-            } else {
-                Out::F32(y.as_slice_mut::<f32>()?)
-            };
-            self.compute_any(x, y);
-        }
-        Ok(tvec!(output.into_tvalue()))
+        let out = self.io().eval(&inputs[0], |x, y| self.compute_any(x, y))?;
+        Ok(tvec!(out))
     }
 }
 
 impl TypedOp for ConvInt8 {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let p = &self.packed;
-        let shape = inputs[0].shape.to_tvec();
-        ensure!(
-            shape.len() == 4
-                && shape[1] == p.in_hw.0.to_dim()
-                && shape[2] == p.in_hw.1.to_dim()
-                && shape[3] == p.cin.to_dim(),
-            "ConvInt8 built for {:?}x{} got {:?}",
-            p.in_hw,
-            p.cin,
-            shape
-        );
-        let want = if self.u8_input {
-            u8::datum_type()
-        } else {
-            f32::datum_type()
-        };
-        ensure!(
-            inputs[0].datum_type == want,
-            "ConvInt8 input is {:?}",
-            inputs[0].datum_type
-        );
-        let shape = [
-            shape[0].clone(),
-            p.out_hw.0.to_dim(),
-            p.out_hw.1.to_dim(),
-            p.n.to_dim(),
-        ];
-        Ok(tvec!(if self.u8_output {
-            u8::fact(shape)
-        } else {
-            f32::fact(shape)
-        }))
+        Ok(tvec!(self.io().output_fact(inputs[0])?))
     }
 
     as_op!();

@@ -10,7 +10,7 @@ use tract_tflite::internal::*;
 
 #[cfg(target_arch = "x86_64")]
 use super::elems::avx512::Elem;
-use super::elems::{dequantize, quantize_slice, In, Out};
+use super::elems::{dequantize, quantize_slice, In, NhwcIo, Out};
 use crate::model::TensorQuant;
 
 /// Channels summed together in registers (one AVX-512 vector, two AVX2 vectors).
@@ -74,33 +74,40 @@ impl FusedDepthwise {
         }
     }
 
-    /// Compute one image: `input` is `[ih, iw, c]`, `output` is `[oh, ow, c]`.
+    /// The taps inside the image for output pixel (oy, ox): (input offset, kernel offset).
     #[inline(always)]
-    fn image(&self, input: &[f32], output: &mut [f32]) {
+    fn taps(&self, oy: usize, ox: usize, taps: &mut Vec<(usize, usize)>) {
         let (ih, iw) = self.in_hw;
-        let (oh, ow) = self.out_hw;
         let (kh, kw) = self.kernel_hw;
         let (sh, sw) = self.stride;
         let (pt, pl) = self.pad_before;
         let c = self.channels;
-        // The taps inside the image for one output pixel: (input offset, kernel offset).
+        taps.clear();
+        for ky in 0..kh {
+            let iy = oy * sh + ky;
+            if iy < pt || iy - pt >= ih {
+                continue;
+            }
+            for kx in 0..kw {
+                let ix = ox * sw + kx;
+                if ix < pl || ix - pl >= iw {
+                    continue;
+                }
+                taps.push((((iy - pt) * iw + ix - pl) * c, (ky * kw + kx) * c));
+            }
+        }
+    }
+
+    /// Compute one image: `input` is `[ih, iw, c]`, `output` is `[oh, ow, c]`.
+    #[inline(always)]
+    fn image(&self, input: &[f32], output: &mut [f32]) {
+        let (oh, ow) = self.out_hw;
+        let (kh, kw) = self.kernel_hw;
+        let c = self.channels;
         let mut taps: Vec<(usize, usize)> = Vec::with_capacity(kh * kw);
         for oy in 0..oh {
             for ox in 0..ow {
-                taps.clear();
-                for ky in 0..kh {
-                    let iy = oy * sh + ky;
-                    if iy < pt || iy - pt >= ih {
-                        continue;
-                    }
-                    for kx in 0..kw {
-                        let ix = ox * sw + kx;
-                        if ix < pl || ix - pl >= iw {
-                            continue;
-                        }
-                        taps.push((((iy - pt) * iw + ix - pl) * c, (ky * kw + kx) * c));
-                    }
-                }
+                self.taps(oy, ox, &mut taps);
                 let out = &mut output[(oy * ow + ox) * c..][..c];
                 // Blocks of LANES channels are summed in registers over all taps.
                 let whole = c / LANES * LANES;
@@ -250,8 +257,6 @@ impl FusedDepthwise {
         let (ih, iw) = self.in_hw;
         let (oh, ow) = self.out_hw;
         let (kh, kw) = self.kernel_hw;
-        let (sh, sw) = self.stride;
-        let (pt, pl) = self.pad_before;
         let c = self.channels;
         assert!(input.len() == ih * iw * c && output.len() == oh * ow * c);
         let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
@@ -262,20 +267,7 @@ impl FusedDepthwise {
         let mut taps: Vec<(usize, usize)> = Vec::with_capacity(kh * kw);
         for oy in 0..oh {
             for ox in 0..ow {
-                taps.clear();
-                for ky in 0..kh {
-                    let iy = oy * sh + ky;
-                    if iy < pt || iy - pt >= ih {
-                        continue;
-                    }
-                    for kx in 0..kw {
-                        let ix = ox * sw + kx;
-                        if ix < pl || ix - pl >= iw {
-                            continue;
-                        }
-                        taps.push((((iy - pt) * iw + ix - pl) * c, (ky * kw + kx) * c));
-                    }
-                }
+                self.taps(oy, ox, &mut taps);
                 let out = output.as_mut_ptr().add((oy * ow + ox) * c);
                 // Every offset below is a tap inside the image plus a channel below c.
                 for ch in (0..whole).step_by(16) {
@@ -409,71 +401,30 @@ impl Op for FusedDepthwise {
     op_as_typed_op!();
 }
 
+impl FusedDepthwise {
+    fn io(&self) -> NhwcIo {
+        NhwcIo {
+            name: "FusedDepthwise",
+            in_hwc: (self.in_hw.0, self.in_hw.1, self.channels),
+            out_hwc: (self.out_hw.0, self.out_hw.1, self.channels),
+            u8_input: self.u8_input,
+            u8_output: self.u8_output,
+        }
+    }
+}
+
 impl EvalOp for FusedDepthwise {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = &inputs[0];
-        let batch = input.shape()[0];
-        let shape = [batch, self.out_hw.0, self.out_hw.1, self.channels];
-        let mut output = if self.u8_output {
-            Tensor::zero::<u8>(&shape)?
-        } else {
-            Tensor::zero::<f32>(&shape)?
-        };
-        {
-            let x = input.try_as_plain_ram()?;
-            let mut y = output.try_as_plain_ram_mut()?;
-            let x = if self.u8_input {
-                In::U8(x.as_slice::<u8>()?)
-            } else {
-                In::F32(x.as_slice::<f32>()?)
-            };
-            let y = if self.u8_output {
-                Out::U8(y.as_slice_mut::<u8>()?)
-            } else {
-                Out::F32(y.as_slice_mut::<f32>()?)
-            };
-            self.compute_any(x, y);
-        }
-        Ok(tvec!(output.into_tvalue()))
+        let out = self.io().eval(&inputs[0], |x, y| self.compute_any(x, y))?;
+        Ok(tvec!(out))
     }
 }
 
 impl TypedOp for FusedDepthwise {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let shape = inputs[0].shape.to_tvec();
-        ensure!(shape.len() == 4, "FusedDepthwise takes NHWC input");
-        ensure!(
-            shape[1] == self.in_hw.0.to_dim()
-                && shape[2] == self.in_hw.1.to_dim()
-                && shape[3] == self.channels.to_dim(),
-            "FusedDepthwise built for {:?}x{} got {:?}",
-            self.in_hw,
-            self.channels,
-            shape
-        );
-        let want = if self.u8_input {
-            u8::datum_type()
-        } else {
-            f32::datum_type()
-        };
-        ensure!(
-            inputs[0].datum_type == want,
-            "FusedDepthwise input is {:?}",
-            inputs[0].datum_type
-        );
-        let shape = [
-            shape[0].clone(),
-            self.out_hw.0.to_dim(),
-            self.out_hw.1.to_dim(),
-            self.channels.to_dim(),
-        ];
-        Ok(tvec!(if self.u8_output {
-            u8::fact(shape)
-        } else {
-            f32::fact(shape)
-        }))
+        Ok(tvec!(self.io().output_fact(inputs[0])?))
     }
 
     as_op!();
