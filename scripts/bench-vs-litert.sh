@@ -20,6 +20,7 @@ paths=("$@")
 
 scripts/fetch-model.sh >/dev/null
 cargo build --release --quiet --bin detect
+detect="${CARGO_TARGET_DIR:-target}/release/detect"
 python3 -c "import ai_edge_litert" 2>/dev/null || {
   echo "bench-vs-litert: LiteRT missing: run scripts/install-deps.sh" >&2; exit 1; }
 
@@ -28,7 +29,7 @@ field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(date -u +%Y-%m-%d)"
 printf '%-8s %10s %12s %8s %20s %14s\n' threads "ours ms" "LiteRT ms" ratio "LiteRT builtin ms" "our load ms"
 for threads in 1 2; do
-  ours="$(target/release/detect bench --json "${float_flag[@]}" --threads "$threads" --repeat "$REPEAT" "${paths[@]}")"
+  ours="$("$detect" bench --json "${float_flag[@]}" --threads "$threads" --repeat "$REPEAT" "${paths[@]}")"
   theirs="$(python3 scripts/litert_bench.py --json --threads "$threads" --repeat "$REPEAT" "${paths[@]}" 2>/dev/null)"
   builtin="$(python3 scripts/litert_bench.py --json --no-xnnpack --threads "$threads" --repeat "$REPEAT" "${paths[@]}" 2>/dev/null)"
   t_ours="$(field "$ours" median_ms)"
@@ -41,16 +42,16 @@ for threads in 1 2; do
   else
     # Two cores: our best of one image on two threads and two images at once (one thread
     # each), against LiteRT's two-thread images/s.
-    jobs2="$(target/release/detect bench --json "${float_flag[@]}" --threads 1 --jobs 2 --repeat "$REPEAT" "${paths[@]}")"
+    jobs2="$("$detect" bench --json "${float_flag[@]}" --threads 1 --jobs 2 --repeat "$REPEAT" "${paths[@]}")"
     ours_ips="$(python3 -c "print(max(1000 / $t_ours, $(field "$jobs2" parallel_images_per_s)))")"
     litert_ips="$(python3 -c "print(1000 / $t_theirs)")"
   fi
 done
 
 # Start-up: model read + conversion + tract load + optimization, median of 5 runs.
-startup="$(for _ in 1 2 3 4 5; do target/release/detect info "${float_flag[@]}" | python3 -c "import json,sys; print(json.load(sys.stdin)['load_ms']['total_ms'])"; done | sort -g | sed -n 3p)"
+startup="$(for _ in 1 2 3 4 5; do "$detect" info "${float_flag[@]}" | python3 -c "import json,sys; print(json.load(sys.stdin)['load_ms']['total_ms'])"; done | sort -g | sed -n 3p)"
 # Peak RSS of the CLI on one image, worst of 3 runs.
-cli_rss="$(for _ in 1 2 3; do /usr/bin/time -v target/release/detect files "${float_flag[@]}" tests/fixtures/images/chelsea.jpg 2>&1 >/dev/null | awk '/Maximum resident/ {print $6}'; done | sort -g | tail -1)"
+cli_rss="$(for _ in 1 2 3; do /usr/bin/time -v "$detect" files "${float_flag[@]}" tests/fixtures/images/chelsea.jpg 2>&1 >/dev/null | awk '/Maximum resident/ {print $6}'; done | sort -g | tail -1)"
 cli_rss_mib="$(python3 -c "print(round($cli_rss / 1024, 1))")"
 
 batch_rss="" watch_pct="" init_ms=""
@@ -72,7 +73,7 @@ for q in range(70, 101):
         best = buf.getvalue()
 open(sys.argv[1], "wb").write(best)
 PY
-  inproc="$(target/release/detect bench --json "${float_flag[@]}" --repeat 40 "$probe" | python3 -c "import json,sys; print(json.load(sys.stdin)['pipeline_median_ms'])")"
+  inproc="$("$detect" bench --json "${float_flag[@]}" --repeat 40 "$probe" | python3 -c "import json,sys; print(json.load(sys.stdin)['pipeline_median_ms'])")"
   read -r init_ms watch_ms function_ms batch_rss probe_kb < <(python3 - "$FUNCTION_URL" "$probe" <<'PY'
 import base64, glob, http.client, json, statistics, subprocess, sys, time, urllib.parse
 url, probe = urllib.parse.urlsplit(sys.argv[1]), sys.argv[2]

@@ -60,5 +60,5 @@ assert "## Adaptive offloading" in table, "the policy study is a section of the 
 assert "| changing: good, after" in table and "emulated" in table, table
 assert ", 1 vCPU" in table, "the function runs with a Lambda-like CPU share"
 PY
-target/release/detect report --check --out "$out" "$results"/*.csv
+"${CARGO_TARGET_DIR:-target}/release/detect" report --check --out "$out" "$results"/*.csv
 echo "eval e2e: ok"

@@ -50,7 +50,7 @@ mkdir -p "$out"
 # Non-incremental: a stale incremental cache once made the release link fail here.
 export CARGO_INCREMENTAL=0
 cargo build --release --bin detect --bin detect-lambda
-detect=target/release/detect
+detect="${CARGO_TARGET_DIR:-target}/release/detect"
 
 if [[ -z "$policy_only" ]]; then
 rm -rf "$results"

@@ -27,7 +27,7 @@ DURATION=15 scripts/load-test.sh
 
 echo "== cargo lambda build --arm64 (the deployable bootstrap)"
 cargo lambda build --profile dist --arm64 --bin detect-lambda
-bootstrap="target/lambda/detect-lambda/bootstrap"
+bootstrap="${CARGO_TARGET_DIR:-target}/lambda/detect-lambda/bootstrap"
 echo "bootstrap: $(stat -c %s "$bootstrap") bytes ($(file -b "$bootstrap" 2>/dev/null | cut -d, -f1-2))"
 
 echo "== cargo deny check licenses bans (deny.toml; advisories need the network and are not checked)"
