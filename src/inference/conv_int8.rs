@@ -25,6 +25,7 @@ use crate::model::{QuantizedConv, TensorQuant};
 /// Rows (output pixels) per tile and 16-channel blocks per tile: 8 x 3 accumulators, 3 weight
 /// vectors and a broadcast fit the 32 vector registers.
 const MR: usize = 8;
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 const NB: usize = 3;
 
 /// Whether this CPU runs the VNNI kernel (otherwise the portable code runs, correctly but slower
@@ -56,6 +57,7 @@ struct Packed {
     /// are 0 in the rows and the zero point in the weights, so they add nothing).
     k: usize,
     n: usize,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     n_blocks: usize,
     /// Whether rows are the quantized input itself (1x1, stride 1, cin a multiple of 4).
     direct: bool,
