@@ -148,7 +148,10 @@ impl Estimates {
     pub fn new(alpha: f64) -> Self {
         Estimates {
             local: EwLine::new(alpha, false),
-            upload: EwLine::new(alpha, true),
+            // Without spread in the sizes seen, the upload is taken as constant: optimistic for
+            // larger images, so one of them goes remote and the slope gets measured (taken as
+            // proportional, only small images would ever go remote and it never would).
+            upload: EwLine::new(alpha, false),
             compute: EwLine::new(alpha, false),
             tail: Ewma::new(alpha),
         }
@@ -301,7 +304,7 @@ impl Auto {
         self.remote_failed = false;
         if self.est.upload.samples() >= 2 && changed(self.est.predict_remote(bytes as f64), rtt_ms)
         {
-            self.est.upload = EwLine::new(self.alpha, true);
+            self.est.upload = EwLine::new(self.alpha, false);
             self.est.compute = EwLine::new(self.alpha, false);
             self.est.tail = Ewma::new(self.alpha);
         }
@@ -396,6 +399,24 @@ mod tests {
         let d = a.decide(100_000);
         assert_eq!(d.place, Place::Local);
         assert_eq!(d.reason, "predicted local 90 ms <= remote 265 ms");
+    }
+
+    #[test]
+    fn one_small_remote_sample_does_not_make_large_images_look_slow() {
+        let mut a = Auto::new(0.5, 10, 40);
+        assert_eq!(a.decide(100_000).place, Place::Local);
+        a.observe_local(100_000, 60.0);
+        assert_eq!(a.decide(30_000).place, Place::Remote);
+        a.observe_remote(30_000, 25.0, 12.0, 38.0);
+        // 250 kB: local 60 ms; remote 25 + 12 + 1 ms (no slope measured yet, so none assumed).
+        let d = a.decide(250_000);
+        assert_eq!(d.place, Place::Remote, "{}", d.reason);
+        assert_eq!(d.reason, "predicted remote 38 ms < local 60 ms");
+        // Over a 2 Mbit/s link it takes 918 ms, far off the prediction: the remote estimate
+        // restarts from it and the next large image stays local.
+        a.observe_remote(250_000, 25.0 + 220_000.0 * 8.0 / 2e3, 12.0, 918.0);
+        let slow = a.decide(250_000);
+        assert_eq!(slow.place, Place::Local, "{}", slow.reason);
     }
 
     #[test]
