@@ -125,6 +125,8 @@ pub fn draw_detections(img: &mut RgbImage, detections: &[Detection]) {
 }
 
 /// Decode `source`, draw the result's detections, and save `<dir>/<file stem>.annotated.jpg`.
+/// Decoding again (rather than keeping the detector's decoded images) keeps `detect files`
+/// at one full-size image per worker in memory, however large the photos.
 pub fn annotate_file(source: &Path, result: &ImageResult, dir: &Path) -> Result<PathBuf, String> {
     let bytes = std::fs::read(source).map_err(|e| e.to_string())?;
     let mut img = decode(&bytes, &ImageLimits::default()).map_err(|e| e.to_string())?;
