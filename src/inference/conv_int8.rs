@@ -19,7 +19,7 @@ use tract_tflite::internal::*;
 use super::depthwise::FusedDepthwise;
 #[cfg(target_arch = "x86_64")]
 use super::elems::avx512::Elem;
-use super::elems::{quantize, In, NhwcIo, Out, OutElem};
+use super::elems::{quantize_slice, In, NhwcIo, Out, OutElem};
 use crate::model::{QuantizedConv, TensorQuant};
 
 /// Rows (output pixels) per tile and 16-channel blocks per tile: 8 x 3 accumulators, 3 weight
@@ -61,9 +61,8 @@ struct Packed {
     n_blocks: usize,
     /// Whether rows are the quantized input itself (1x1, stride 1, cin a multiple of 4).
     direct: bool,
-    input_scale: f32,
-    input_scale_inv: f32,
-    input_zero_point: f32,
+    /// The input tensor's quantization in the original model (rows are quantized with it).
+    input_quant: TensorQuant,
     /// The output tensor's quantization in the original model, if 8-bit.
     output_quant: Option<TensorQuant>,
     /// Per block of 16 output channels, per group of 4 row entries, 64 bytes: lane `j` holds
@@ -151,9 +150,10 @@ impl ConvInt8 {
                 n,
                 n_blocks,
                 direct: spec.kernel_hw == (1, 1) && spec.stride == (1, 1) && cin % 4 == 0,
-                input_scale: spec.input_scale,
-                input_scale_inv: 1.0 / spec.input_scale,
-                input_zero_point: spec.input_zero_point as f32,
+                input_quant: TensorQuant {
+                    scale: spec.input_scale,
+                    zero_point: spec.input_zero_point,
+                },
                 output_quant: spec.output_quant,
                 weights,
                 mult,
@@ -169,10 +169,7 @@ impl ConvInt8 {
 
     /// The quantization the input is read with (the model's for that tensor).
     pub fn input_quant(&self) -> TensorQuant {
-        TensorQuant {
-            scale: self.packed.input_scale,
-            zero_point: self.packed.input_zero_point as i32,
-        }
+        self.packed.input_quant
     }
 
     /// The model's quantization of the output tensor, if it is 8-bit.
@@ -259,18 +256,6 @@ fn out_params(p: &Packed) -> (f32, f32) {
         .map_or((1.0, 0.0), |q| (1.0 / q.scale, q.zero_point as f32))
 }
 
-fn quantize_into(p: &Packed, input: &[f32], out: &mut [u8]) {
-    #[cfg(target_arch = "x86_64")]
-    if vnni_available() {
-        // Safety: the CPU has AVX-512 F and BW (checked by vnni_available).
-        unsafe { vnni::quantize_all(p, input, out) };
-        return;
-    }
-    for (q, &x) in out.iter_mut().zip(input) {
-        *q = quantize(x, p.input_scale_inv, p.input_zero_point);
-    }
-}
-
 /// The matrix rows, one per output pixel (the quantized patch, zero-extended to k), padded
 /// with zero rows to whole tiles; and the number of real rows. 8-bit input is used as it is.
 fn rows(p: &Packed, input: In) -> (Vec<u8>, usize) {
@@ -287,7 +272,7 @@ fn rows(p: &Packed, input: In) -> (Vec<u8>, usize) {
     let mut a = vec![0u8; m.div_ceil(MR) * MR * p.k];
     if p.direct {
         match input {
-            In::F32(x) => quantize_into(p, x, &mut a[..m * p.k]),
+            In::F32(x) => quantize_slice(x, p.input_quant, &mut a[..m * p.k]),
             In::U8(x) => a[..m * p.k].copy_from_slice(x),
         }
         return (a, m);
@@ -296,12 +281,12 @@ fn rows(p: &Packed, input: In) -> (Vec<u8>, usize) {
     let (sh, sw) = p.stride;
     let (pt, pl) = p.pad_before;
     let c = p.cin;
-    let pad = p.input_zero_point as u8;
+    let pad = p.input_quant.zero_point as u8;
     let mut q = vec![0u8; image];
     for b in 0..batch {
         let q: &[u8] = match input {
             In::F32(x) => {
-                quantize_into(p, &x[b * image..][..image], &mut q);
+                quantize_slice(&x[b * image..][..image], p.input_quant, &mut q);
                 &q
             }
             In::U8(x) => &x[b * image..][..image],
@@ -385,26 +370,6 @@ mod vnni {
                 }
             }
             b0 += blocks;
-        }
-    }
-
-    /// Safety: the CPU must have AVX-512 F and BW.
-    #[target_feature(enable = "avx512f,avx512bw")]
-    pub unsafe fn quantize_all(p: &Packed, input: &[f32], a: &mut [u8]) {
-        assert!(a.len() == input.len());
-        let inv = _mm512_set1_ps(p.input_scale_inv);
-        let zp = _mm512_set1_ps(p.input_zero_point);
-        let (zero, top) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0));
-        let whole = input.len() / 16 * 16;
-        for i in (0..whole).step_by(16) {
-            let x = _mm512_loadu_ps(input.as_ptr().add(i));
-            // max(x, 0) returns 0 for NaN (the second operand), as the portable code does.
-            let v = _mm512_min_ps(_mm512_max_ps(_mm512_fmadd_ps(x, inv, zp), zero), top);
-            let q = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v));
-            _mm_storeu_si128(a.as_mut_ptr().add(i) as *mut __m128i, q);
-        }
-        for i in whole..input.len() {
-            a[i] = super::quantize(input[i], p.input_scale_inv, p.input_zero_point);
         }
     }
 

@@ -293,6 +293,22 @@ impl FusedDepthwise {
         }
     }
 
+    /// The same op reading its input as 8-bit values (quantized as `input_quant`).
+    pub fn with_u8_input(&self) -> Self {
+        FusedDepthwise {
+            u8_input: self.input_quant.is_some(),
+            ..self.clone()
+        }
+    }
+
+    /// The same op writing 8-bit values (quantized as `output_quant`).
+    pub fn with_u8_output(&self) -> Self {
+        FusedDepthwise {
+            u8_output: self.output_quant.is_some(),
+            ..self.clone()
+        }
+    }
+
     /// Compute a batch of f32 images, picking the widest vector build this CPU runs.
     #[cfg(test)]
     pub fn compute(&self, input: &[f32], output: &mut [f32]) {
@@ -302,15 +318,13 @@ impl FusedDepthwise {
     /// Compute a batch, f32 or 8-bit in and out. The AVX-512 3x3 kernel reads and writes 8-bit
     /// values directly; the other builds convert around the f32 code.
     pub fn compute_any(&self, input: In, output: Out) {
-        let in_len = self.in_hw.0 * self.in_hw.1 * self.channels;
-        let out_len = self.out_hw.0 * self.out_hw.1 * self.channels;
         #[cfg(target_arch = "x86_64")]
         if self.kernel_hw == (3, 3) && super::elems::avx512::available() {
             match (input, output) {
-                (In::F32(x), Out::F32(y)) => self.batch_3x3_avx512(x, y, in_len, out_len),
-                (In::F32(x), Out::U8(y)) => self.batch_3x3_avx512(x, y, in_len, out_len),
-                (In::U8(x), Out::F32(y)) => self.batch_3x3_avx512(x, y, in_len, out_len),
-                (In::U8(x), Out::U8(y)) => self.batch_3x3_avx512(x, y, in_len, out_len),
+                (In::F32(x), Out::F32(y)) => self.batch_3x3_avx512(x, y),
+                (In::F32(x), Out::U8(y)) => self.batch_3x3_avx512(x, y),
+                (In::U8(x), Out::F32(y)) => self.batch_3x3_avx512(x, y),
+                (In::U8(x), Out::U8(y)) => self.batch_3x3_avx512(x, y),
             }
             return;
         }
@@ -330,19 +344,14 @@ impl FusedDepthwise {
                 quantize_slice(&y, self.output_quant.unwrap_or(unit), q);
             }
         }
-        let _ = (in_len, out_len);
     }
 
     /// The AVX-512 3x3 kernel over a batch, each image's rows split over tract's thread pool.
     #[cfg(target_arch = "x86_64")]
-    fn batch_3x3_avx512<I: Elem, O: Elem>(
-        &self,
-        input: &[I],
-        output: &mut [O],
-        in_len: usize,
-        out_len: usize,
-    ) {
+    fn batch_3x3_avx512<I: Elem, O: Elem>(&self, input: &[I], output: &mut [O]) {
         let (oh, ow) = self.out_hw;
+        let in_len = self.in_hw.0 * self.in_hw.1 * self.channels;
+        let out_len = oh * ow * self.channels;
         for (x, y) in input
             .chunks_exact(in_len)
             .zip(output.chunks_exact_mut(out_len))

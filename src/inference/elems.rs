@@ -137,10 +137,20 @@ pub fn dequantize(q: &[u8], quant: TensorQuant) -> Vec<f32> {
         .collect()
 }
 
-/// Quantize `x` into `out` (same length).
+/// Quantize `x` into `out` (same length), 16 values at a time where the CPU allows.
 pub fn quantize_slice(x: &[f32], quant: TensorQuant, out: &mut [u8]) {
+    assert!(x.len() == out.len());
     let (inv, zp) = (1.0 / quant.scale, quant.zero_point as f32);
-    for (q, &v) in out.iter_mut().zip(x) {
+    #[cfg(target_arch = "x86_64")]
+    let done = if avx512::available() {
+        // Safety: the CPU has the features (checked just above); the lengths are equal.
+        unsafe { avx512::quantize_whole_vectors(x, inv, zp, out) }
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    for (q, &v) in out[done..].iter_mut().zip(&x[done..]) {
         *q = quantize(v, inv, zp);
     }
 }
@@ -154,6 +164,22 @@ pub mod avx512 {
         std::is_x86_feature_detected!("avx512f")
             && std::is_x86_feature_detected!("avx512bw")
             && std::is_x86_feature_detected!("avx512vl")
+    }
+
+    /// Quantize the first `x.len() / 16 * 16` values into `out` with [`Elem::store`]; returns
+    /// how many.
+    ///
+    /// Safety: AVX-512 F, BW and VL; `out` at least as long as `x`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub unsafe fn quantize_whole_vectors(x: &[f32], inv: f32, zp: f32, out: &mut [u8]) -> usize {
+        assert!(out.len() >= x.len());
+        let (inv, zp) = (_mm512_set1_ps(inv), _mm512_set1_ps(zp));
+        let whole = x.len() / 16 * 16;
+        for i in (0..whole).step_by(16) {
+            let v = _mm512_loadu_ps(x.as_ptr().add(i));
+            u8::store(out.as_mut_ptr().add(i), 0xffff, v, inv, zp);
+        }
+        whole
     }
 
     /// 16 lanes of an element type, to and from f32 vectors.

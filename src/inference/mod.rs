@@ -213,27 +213,33 @@ fn hand_off_u8(model: &mut TypedModel) -> TractResult<()> {
         if !all_ours {
             continue;
         }
-        let node = model.node_mut(id);
-        node.op = if let Some(conv) = node.op_as::<ConvInt8>() {
-            Box::new(conv.with_u8_output())
-        } else {
-            let mut dw = node.op_as::<FusedDepthwise>().unwrap().clone();
-            dw.u8_output = true;
-            Box::new(dw)
-        };
-        let shape = node.outputs[0].fact.shape.clone();
-        node.outputs[0].fact = u8::fact(shape);
+        switch_to_u8(model.node_mut(id), false)?;
+        let shape = model.node(id).outputs[0].fact.shape.clone();
+        model.node_mut(id).outputs[0].fact = u8::fact(shape);
         for inlet in consumers {
-            let node = model.node_mut(inlet.node);
-            node.op = if let Some(conv) = node.op_as::<ConvInt8>() {
-                Box::new(conv.with_u8_input())
-            } else {
-                let mut dw = node.op_as::<FusedDepthwise>().unwrap().clone();
-                dw.u8_input = true;
-                Box::new(dw)
-            };
+            switch_to_u8(model.node_mut(inlet.node), true)?;
         }
     }
+    Ok(())
+}
+
+/// Make an op of ours read (`input`) or write 8-bit values.
+fn switch_to_u8(node: &mut TypedNode, input: bool) -> TractResult<()> {
+    node.op = if let Some(conv) = node.op_as::<ConvInt8>() {
+        Box::new(if input {
+            conv.with_u8_input()
+        } else {
+            conv.with_u8_output()
+        })
+    } else if let Some(dw) = node.op_as::<FusedDepthwise>() {
+        Box::new(if input {
+            dw.with_u8_input()
+        } else {
+            dw.with_u8_output()
+        })
+    } else {
+        bail!("{} cannot pass 8-bit values", node.name)
+    };
     Ok(())
 }
 
