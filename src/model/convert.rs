@@ -1056,7 +1056,6 @@ fn int8_conv_spec<'a>(
         || input_shape[3] != kernel_shape[3]
         || kernel_shape[1..].contains(&0)
         || (!same_padding && (kernel_shape[1] > input_shape[1] || kernel_shape[2] > input_shape[2]))
-        || !eight_bit(&input)
         || !eight_bit(&kernel)
         || bias.type_() != TensorType::INT32
     {
@@ -1064,33 +1063,28 @@ fn int8_conv_spec<'a>(
     }
     let (out_channels, in_channels) = (kernel_shape[0], kernel_shape[3]);
     let patch = kernel_shape[1] * kernel_shape[2] * in_channels;
-    let (Some(qi), Some(qw), Some(qb)) = (
-        quantization(&input),
-        quantization(&kernel),
-        quantization(&bias),
-    ) else {
+    // The input's 8-bit quantization (one scale, zero point in range): what it is quantized with.
+    let (Some(qi), Some(qw), Some(qb)) =
+        (quant8(&input), quantization(&kernel), quantization(&bias))
+    else {
         return Ok(None);
     };
     let (Some(w), Some(b)) = (buffer_data(&kernel), buffer_data(&bias)) else {
         return Ok(None);
     };
     let per_channel = qw.scales.len() == out_channels && qw.axis == 0;
-    if qi.scales.len() != 1
-        || !(qw.scales.len() == 1 || per_channel)
+    if !(qw.scales.len() == 1 || per_channel)
         || qw.zero_points.len() != qw.scales.len()
         || w.len() != out_channels * patch
     {
         return Ok(None);
     }
-    // Unsigned values are shifted into the signed range; so are their zero points.
-    let shift = |t: &tflite::Tensor| {
-        if t.type_() == TensorType::UINT8 {
-            128
-        } else {
-            0
-        }
+    // Unsigned weights are shifted into the signed range; so are their zero points.
+    let w_shift = if kernel.type_() == TensorType::UINT8 {
+        128
+    } else {
+        0
     };
-    let (w_shift, in_shift) = (shift(&kernel), shift(&input));
     let weights: Vec<i8> = if w_shift == 128 {
         w.iter().map(|&v| (v ^ 0x80) as i8).collect()
     } else {
@@ -1105,13 +1099,9 @@ fn int8_conv_spec<'a>(
         }
     };
     let bias = dequantize(&bias, b, &qb)?;
-    let input_zero_point = qi.zero_points[0] + 128 - in_shift;
     let weight_zero_points: Vec<i64> = (0..out_channels).map(|i| zp(i) - w_shift).collect();
     // Zero points outside the 8-bit range (a malformed model) could overflow the i32 sums.
-    if bias.len() != out_channels
-        || !(0..=255).contains(&input_zero_point)
-        || weight_zero_points.iter().any(|z| !(-128..=127).contains(z))
-    {
+    if bias.len() != out_channels || weight_zero_points.iter().any(|z| !(-128..=127).contains(z)) {
         return Ok(None);
     }
     Ok(Some(QuantizedConv {
@@ -1121,8 +1111,8 @@ fn int8_conv_spec<'a>(
         same_padding,
         in_channels,
         out_channels,
-        input_scale: qi.scales[0],
-        input_zero_point: input_zero_point as i32,
+        input_scale: qi.scale,
+        input_zero_point: qi.zero_point,
         weights,
         weight_zero_points: weight_zero_points.iter().map(|&z| z as i32).collect(),
         weight_scales: (0..out_channels).map(|i| channel(&qw.scales, i)).collect(),
