@@ -10,7 +10,7 @@ scripts/install-deps.sh
 scripts/fetch-model.sh
 
 echo "== cargo test (release: the fidelity and CLI tests run the optimized detector)"
-cargo test --release --all-targets
+cargo test --release --workspace --all-targets
 
 echo "== cfn-lint template.yaml"
 cfn-lint template.yaml

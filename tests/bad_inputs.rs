@@ -12,11 +12,11 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use detect_core::{Detector, DetectorConfig, ModelSource};
 use image::{DynamicImage, ImageFormat, RgbImage};
-use lambda_detect::lambda::handler::{result_key, App, AppConfig, HttpReply};
-use lambda_detect::lambda::request::RequestLimits;
-use lambda_detect::lambda::s3::S3Event;
-use lambda_detect::{Detector, DetectorConfig, ModelSource};
+use lambda_detect::handler::{result_key, App, AppConfig, HttpReply};
+use lambda_detect::request::RequestLimits;
+use lambda_detect::s3::S3Event;
 use serde_json::{json, Value};
 
 /// Named cases: [`http_cases`] + [`s3_event_cases`] + [`result_key_cases`]. The mutation
@@ -26,7 +26,7 @@ const CORPUS_CASES: usize = 113;
 const MUTATIONS_PER_FIXTURE: usize = 12;
 
 /// The body limit the corpus is written against (the default, as deployed).
-const LIMIT: usize = lambda_detect::lambda::request::DEFAULT_MAX_BODY_BYTES;
+const LIMIT: usize = lambda_detect::request::DEFAULT_MAX_BODY_BYTES;
 
 /// Loaded once per test binary (~120 ms).
 static DETECTOR: LazyLock<Arc<Detector>> = LazyLock::new(|| {

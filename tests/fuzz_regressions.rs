@@ -2,7 +2,6 @@
 //! fuzz/regressions/<target>/ and the seed corpora fuzz/corpus/{http_request,s3_event,
 //! image_decode}/, through the same harness functions the cargo-fuzz targets call
 //! (fuzz/src/lib.rs, included here). None may panic. scripts/fuzz.sh runs the fuzzers.
-#![cfg(feature = "lambda")]
 
 use std::fs;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -77,6 +76,6 @@ fn model_convert_inputs_never_panic() {
     // The seed corpus is the 6 MB bundled model, not committed; only crash inputs replay here.
     replay("model_convert", false, harness::model_convert);
     // And the bundled model itself converts.
-    harness::model_convert(lambda_detect::model::EMBEDDED_MODEL);
-    assert!(lambda_detect::model::convert(lambda_detect::model::EMBEDDED_MODEL).is_ok());
+    harness::model_convert(detect_core::model::EMBEDDED_MODEL);
+    assert!(detect_core::model::convert(detect_core::model::EMBEDDED_MODEL).is_ok());
 }

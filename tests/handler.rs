@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use lambda_detect::lambda::handler::{App, AppConfig};
-use lambda_detect::lambda::request::RequestLimits;
-use lambda_detect::lambda::s3::S3Event;
-use lambda_detect::{Detector, DetectorConfig, ModelSource};
+use detect_core::{Detector, DetectorConfig, ModelSource};
+use lambda_detect::handler::{App, AppConfig};
+use lambda_detect::request::RequestLimits;
+use lambda_detect::s3::S3Event;
 use serde_json::json;
 
 fn app() -> App {

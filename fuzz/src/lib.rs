@@ -8,11 +8,11 @@
 //! invariants besides "no panic": parse errors carry the documented statuses, accepted
 //! requests respect the limits, decoded images respect the pixel limit.
 
-use lambda_detect::lambda::handler::result_key;
-use lambda_detect::lambda::request::{parse_detect_request, route, RequestLimits};
-use lambda_detect::lambda::s3::{decode_key, is_image_key, is_s3_event, S3Event};
-use lambda_detect::model::{convert, InputQuantization, InputSpec};
-use lambda_detect::preprocess::{decode, probe, to_input, ImageLimits};
+use detect_core::model::{convert, InputQuantization, InputSpec};
+use detect_core::preprocess::{decode, probe, to_input, ImageLimits};
+use lambda_detect::handler::result_key;
+use lambda_detect::request::{parse_detect_request, route, RequestLimits};
+use lambda_detect::s3::{decode_key, is_image_key, is_s3_event, S3Event};
 
 /// Content types of the HTTP target, picked by the low nibble of the first input byte. The
 /// index one past the end means "the first line of the body is the content type". Multipart
@@ -174,8 +174,8 @@ pub fn model_convert(data: &[u8]) {
     if let Ok(model) = convert(data) {
         assert!(!model.float_tflite.is_empty());
     }
-    let options = lambda_detect::model::ConvertOptions { int8_convs: true };
-    if let Ok(model) = lambda_detect::model::convert_with(data, &options) {
+    let options = detect_core::model::ConvertOptions { int8_convs: true };
+    if let Ok(model) = detect_core::model::convert_with(data, &options) {
         assert!(!model.float_tflite.is_empty());
         for site in &model.int8_convs {
             assert!(site.graph_input >= 1 && site.graph_output >= 2);

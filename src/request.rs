@@ -55,7 +55,7 @@ use percent_encoding::percent_decode_str;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::detector::{ClassRef, DetectOptions};
+use detect_core::detector::{ClassRef, DetectOptions};
 
 /// Default body limit: 6 MiB, the synchronous Lambda invocation payload limit.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;

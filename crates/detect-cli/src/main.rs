@@ -1,14 +1,18 @@
 //! `detect`: the command-line face of the library. Argument parsing and printing only;
-//! everything else lives in `lambda_detect`.
+//! everything else lives in detect-core and detect-eval.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lambda_detect::annotate::annotate_file;
-use lambda_detect::detector::ClassRef;
-use lambda_detect::preprocess::IMAGE_EXTENSIONS;
-use lambda_detect::{DetectOptions, Detector, DetectorConfig, ImageResult, ModelSource};
+mod annotate;
+mod errors;
+
+use annotate::annotate_file;
+use detect_core::detector::ClassRef;
+use detect_core::preprocess::IMAGE_EXTENSIONS;
+use detect_core::{DetectOptions, Detector, DetectorConfig, ImageResult, ModelSource};
+use errors::{image_status, EXIT_NO_IMAGE, EXIT_USAGE, UNREADABLE_STATUS};
 
 #[derive(Parser)]
 #[command(
@@ -300,7 +304,7 @@ struct FilesArgs {
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Smallest score reported (0..1).
-    #[arg(long, default_value_t = lambda_detect::detector::DEFAULT_MIN_SCORE)]
+    #[arg(long, default_value_t = detect_core::detector::DEFAULT_MIN_SCORE)]
     min_score: f32,
     /// Most detections reported per image (default: the model's maximum).
     #[arg(long)]
@@ -489,12 +493,21 @@ fn run_files(args: FilesArgs) -> Result<ExitCode, String> {
                 )
             })
             .collect();
-        let mut found = detector.detect_batch(&images, &filter, args.jobs as usize);
-        for (r, path) in found.iter_mut().zip(chunk) {
-            if let Err(e) = std::fs::metadata(path) {
-                r.status = 400;
-                r.error = Some(format!("cannot read file: {e}"));
-            }
+        let outcomes = detector.detect_batch(&images, &filter, args.jobs as usize);
+        let found: Vec<ImageResult> = outcomes
+            .into_iter()
+            .zip(chunk)
+            .map(|(o, path)| match std::fs::metadata(path) {
+                Err(e) => ImageResult::failed(
+                    o.id,
+                    UNREADABLE_STATUS,
+                    format!("cannot read file: {e}"),
+                    o.timings_ms,
+                ),
+                Ok(_) => o.into_result(image_status),
+            })
+            .collect();
+        for (r, path) in found.iter().zip(chunk) {
             if let (Some(dir), true) = (&args.annotate, r.ok()) {
                 if let Err(e) = annotate_file(path, r, dir) {
                     eprintln!("warning: cannot annotate {}: {e}", path.display());
@@ -522,7 +535,7 @@ fn run_files(args: FilesArgs) -> Result<ExitCode, String> {
         );
     }
     Ok(if failed == results.len() {
-        ExitCode::FAILURE
+        ExitCode::from(EXIT_NO_IMAGE)
     } else {
         ExitCode::SUCCESS
     })
@@ -670,7 +683,7 @@ fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
 }
 
 fn run_dataset(args: DatasetArgs) -> Result<ExitCode, String> {
-    use lambda_detect::eval::dataset::{generate, Preset};
+    use detect_eval::dataset::{generate, Preset};
     let preset = Preset::parse(&args.preset)
         .ok_or_else(|| format!("unknown preset {:?} (small, medium, big)", args.preset))?;
     let count = args.count.unwrap_or(preset.count());
@@ -700,7 +713,7 @@ fn collection(paths: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, String> {
         let (files, _) = collect_images(std::slice::from_ref(p))?;
         for f in files {
             let id = if p.is_dir() {
-                lambda_detect::eval::client::image_id(p, &f)
+                detect_eval::client::image_id(p, &f)
             } else {
                 f.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -725,8 +738,8 @@ fn dataset_label(output: &OutputArgs, paths: &[PathBuf]) -> String {
     })
 }
 
-fn write_rows(output: &OutputArgs, rows: &[lambda_detect::eval::rows::Row]) -> Result<(), String> {
-    use lambda_detect::eval::rows::{summarize, write_csv, write_json};
+fn write_rows(output: &OutputArgs, rows: &[detect_eval::rows::Row]) -> Result<(), String> {
+    use detect_eval::rows::{summarize, write_csv, write_json};
     if let Some(p) = &output.out {
         write_csv(p, rows).map_err(|e| format!("{}: {e}", p.display()))?;
     }
@@ -744,7 +757,7 @@ fn write_rows(output: &OutputArgs, rows: &[lambda_detect::eval::rows::Row]) -> R
 }
 
 fn run_send(args: SendArgs) -> Result<ExitCode, String> {
-    use lambda_detect::eval::client::{send_collection, Encoding, SendConfig};
+    use detect_eval::client::{send_collection, Encoding, SendConfig};
     let files = collection(&args.paths)?;
     let headers = args
         .headers
@@ -779,7 +792,7 @@ fn run_send(args: SendArgs) -> Result<ExitCode, String> {
     let rows = if args.policy == PolicyArg::Remote {
         send_collection(&files, &cfg, &|n| bar.inc(n))?
     } else {
-        use lambda_detect::eval::adaptive::{run_policy, Policy, PolicyConfig};
+        use detect_eval::adaptive::{run_policy, Policy, PolicyConfig};
         if args.concurrency > 1 || args.batch > 1 {
             eprintln!("note: --policy local|auto sends one image per request, one at a time");
         }
@@ -796,7 +809,7 @@ fn run_send(args: SendArgs) -> Result<ExitCode, String> {
             max_explore_every: 4 * args.explore_every.max(1),
             warmup: args.warmup,
         };
-        run_policy(&files, &cfg, &pc, &detector, &|n| bar.inc(n))?
+        run_policy(&files, &cfg, &pc, &detector, image_status, &|n| bar.inc(n))?
     };
     bar.finish_and_clear();
     let remote = rows.iter().filter(|r| r.ran == "remote").count();
@@ -823,7 +836,7 @@ fn paths_or_samples(paths: &[PathBuf]) -> Vec<PathBuf> {
     if paths.is_empty() {
         vec![PathBuf::from(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/images"
+            "/../../tests/fixtures/images"
         ))]
     } else {
         paths.to_vec()
@@ -840,12 +853,13 @@ fn run_local(args: LocalArgs) -> Result<ExitCode, String> {
         .label
         .clone()
         .unwrap_or_else(|| "in-process".into());
-    let rows = lambda_detect::eval::local::run_local(
+    let rows = detect_eval::local::run_local(
         &detector,
         &files,
         &dataset_label(&args.output, &paths),
         &location,
         args.warmup,
+        image_status,
         &|n| bar.inc(n),
     )?;
     bar.finish_and_clear();
@@ -854,14 +868,14 @@ fn run_local(args: LocalArgs) -> Result<ExitCode, String> {
 }
 
 fn run_proxy(args: ProxyArgs) -> Result<ExitCode, String> {
-    let cfg = lambda_detect::eval::proxy::ProxyConfig {
+    let cfg = detect_eval::proxy::ProxyConfig {
         listen: args.listen,
         target: args.target,
         bandwidth_mbit: args.bandwidth_mbit,
         delay_ms: args.delay_ms,
         max_connections: args.max_connections.max(1),
         schedule: match &args.schedule {
-            Some(s) => lambda_detect::eval::proxy::parse_schedule(s)?,
+            Some(s) => detect_eval::proxy::parse_schedule(s)?,
             None => Vec::new(),
         },
         timeout: std::time::Duration::from_secs(args.timeout.max(1)),
@@ -878,13 +892,13 @@ fn run_proxy(args: ProxyArgs) -> Result<ExitCode, String> {
         "proxy {} -> {}: {} Mbit/s, +{} ms round trip (emulated link), up to {} connections, {} s",
         cfg.listen, cfg.target, cfg.bandwidth_mbit, cfg.delay_ms, cfg.max_connections, args.timeout
     );
-    let n = lambda_detect::eval::proxy::run(&cfg).map_err(|e| format!("proxy: {e}"))?;
+    let n = detect_eval::proxy::run(&cfg).map_err(|e| format!("proxy: {e}"))?;
     eprintln!("proxy done after {n} connection(s)");
     Ok(ExitCode::SUCCESS)
 }
 
 fn run_report(args: ReportArgs) -> Result<ExitCode, String> {
-    use lambda_detect::eval::{model::Prices, report, rows};
+    use detect_eval::{model::Prices, report, rows};
     let mut all = Vec::new();
     for f in &args.files {
         all.extend(rows::read_rows(f)?);
@@ -940,7 +954,7 @@ fn run_report(args: ReportArgs) -> Result<ExitCode, String> {
 }
 
 fn run_policy_report(args: PolicyReportArgs) -> Result<ExitCode, String> {
-    use lambda_detect::eval::{adaptive::policy_table, rows::read_rows};
+    use detect_eval::{adaptive::policy_table, rows::read_rows};
     let mut all = Vec::new();
     for f in &args.files {
         all.extend(read_rows(f)?);
@@ -973,6 +987,6 @@ fn main() -> ExitCode {
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e}");
-        ExitCode::from(2)
+        ExitCode::from(EXIT_USAGE)
     })
 }

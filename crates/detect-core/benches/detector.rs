@@ -3,12 +3,12 @@
 //! Figures are recorded in docs/PERFORMANCE.md.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use lambda_detect::detector::DetectOptions;
-use lambda_detect::{Detector, DetectorConfig, ModelSource};
+use detect_core::detector::DetectOptions;
+use detect_core::{Detector, DetectorConfig, ModelSource};
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(format!(
-        "{}/tests/fixtures/images/{name}",
+        "{}/../../tests/fixtures/images/{name}",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()
@@ -44,7 +44,7 @@ fn benches(c: &mut Criterion) {
         c.bench_function(&format!("pipeline {name}"), |b| {
             b.iter(|| {
                 let r = detector.detect(name, &bytes, &options);
-                assert_eq!(r.status, 200);
+                assert!(r.ok(), "{:?}", r.result);
                 r
             })
         });

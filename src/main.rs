@@ -1,10 +1,10 @@
 //! `detect-lambda`: the AWS Lambda function (HTTP API, function URL, REST API, S3 trigger).
 //! The model is loaded once, before the first invocation; everything else is in
-//! `lambda_detect::lambda::handler`.
+//! `lambda_detect::handler`.
 
 use std::sync::Arc;
 
-use lambda_detect::lambda::{handler::App, logging};
+use lambda_detect::{handler::App, logging};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

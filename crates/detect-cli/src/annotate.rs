@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
 
-use crate::preprocess::{decode, ImageLimits};
-use crate::schema::{Detection, ImageResult};
+use detect_core::preprocess::{decode, ImageLimits};
+use detect_core::schema::{Detection, ImageResult};
 
 /// Rows of a 5-pixel-wide glyph, top to bottom; bit 4 is the leftmost pixel.
 fn glyph(c: char) -> [u8; 7] {
@@ -144,7 +144,7 @@ pub fn annotate_file(source: &Path, result: &ImageResult, dir: &Path) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{NormalizedBox, PixelBox};
+    use detect_core::schema::{NormalizedBox, PixelBox};
 
     #[test]
     fn draws_box_edges_and_label_inside_the_image() {

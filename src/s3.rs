@@ -102,8 +102,14 @@ impl S3Store {
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
             ))
             .build_https();
-        let region = aws_config::meta::region::RegionProviderChain::default_provider()
-            .or_else(Region::new("us-east-1"));
+        // The region comes from the environment (Lambda always sets AWS_REGION). Not the
+        // default chain: its IMDS and profile providers are built without the HTTP client
+        // given below, and aws-smithy panics on that in debug builds ("a http_client is
+        // required"), so `cargo lambda watch` without --release never started.
+        let region = aws_config::meta::region::RegionProviderChain::first_try(
+            aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
+        )
+        .or_else(Region::new("us-east-1"));
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .operation_attempt_timeout(ATTEMPT_TIMEOUT)
@@ -291,7 +297,7 @@ pub fn decode_key(raw: &str) -> Result<String, String> {
 pub fn is_image_key(key: &str) -> bool {
     // Same as "ends with .<extension>": the extension is what follows the last dot.
     key.rsplit_once('.').is_some_and(|(_, ext)| {
-        crate::preprocess::IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+        detect_core::preprocess::IMAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
     })
 }
 
@@ -321,7 +327,7 @@ mod tests {
     #[test]
     fn recognizes_s3_events() {
         let event: serde_json::Value =
-            serde_json::from_str(include_str!("../../events/s3-multi.json")).unwrap();
+            serde_json::from_str(include_str!("../events/s3-multi.json")).unwrap();
         assert!(is_s3_event(&event));
         let parsed: S3Event = serde_json::from_value(event).unwrap();
         assert_eq!(parsed.records.len(), 3);

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn images() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/images")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/images")
 }
 
 fn detect(args: &[&str]) -> Output {

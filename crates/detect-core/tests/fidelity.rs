@@ -6,16 +6,16 @@
 
 use std::path::Path;
 
-use lambda_detect::detector::DetectOptions;
-use lambda_detect::postprocess::{iou, BoxN};
-use lambda_detect::{Detector, DetectorConfig, ModelSource};
+use detect_core::detector::DetectOptions;
+use detect_core::postprocess::{iou, BoxN};
+use detect_core::{Detector, DetectorConfig, ModelSource};
 use serde_json::Value;
 
 const MIN_IOU: f32 = 0.85;
 const MAX_SCORE_DIFF: f32 = 0.1;
 
 fn fixture_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures"))
 }
 
 fn ref_box(v: &Value) -> BoxN {
@@ -38,7 +38,7 @@ fn detections_match_litert_on_every_fixture() {
     let int8 = check_against_litert(true);
     assert_eq!(
         int8.0 > 0,
-        lambda_detect::inference::int8_kernel_available(),
+        detect_core::inference::int8_kernel_available(),
         "8-bit convolutions run exactly where the CPU has the kernel"
     );
     for (mode, (_, worst_iou, worst_diff)) in [("f32", float), ("8-bit", int8)] {
@@ -73,7 +73,9 @@ fn check_against_litert(int8: bool) -> (usize, f32, f32) {
     for (name, expected) in images {
         let bytes = std::fs::read(fixture_dir().join("images").join(name)).unwrap();
         let ours = detector.detect(name, &bytes, &options);
-        assert_eq!(ours.status, 200, "{name}: {:?}", ours.error);
+        let Ok(our_detections) = &ours.result else {
+            panic!("{name}: {:?}", ours.result);
+        };
         assert_eq!(
             ours.width,
             expected["width"].as_u64().map(|w| w as u32),
@@ -85,8 +87,7 @@ fn check_against_litert(int8: bool) -> (usize, f32, f32) {
             "{name} height"
         );
         let refs = expected["detections"].as_array().unwrap();
-        let our_boxes: Vec<(usize, f32, BoxN)> = ours
-            .detections
+        let our_boxes: Vec<(usize, f32, BoxN)> = our_detections
             .iter()
             .map(|d| {
                 let b = d.bbox;
@@ -166,8 +167,10 @@ fn large_photos_detect_like_their_originals() {
         big.write_to(&mut encoded, image::ImageFormat::Png).unwrap();
         let large = detector.detect(name, encoded.get_ref(), &options);
         assert_eq!(large.width, Some(img.width() * 7));
-        let top =
-            |r: &lambda_detect::ImageResult| r.detections.first().cloned().expect("a detection");
+        let top = |r: &detect_core::ImageOutcome| {
+            let found = r.result.as_ref().expect("detections");
+            found.first().cloned().expect("a detection")
+        };
         let (a, b) = (top(&original), top(&large));
         assert_eq!(a.class_id, b.class_id, "{name}");
         assert!(
@@ -176,7 +179,7 @@ fn large_photos_detect_like_their_originals() {
             a.score,
             b.score
         );
-        let bx = |d: &lambda_detect::schema::Detection| BoxN {
+        let bx = |d: &detect_core::schema::Detection| BoxN {
             ymin: d.bbox.ymin,
             xmin: d.bbox.xmin,
             ymax: d.bbox.ymax,

@@ -21,11 +21,11 @@ pub const EMBEDDED_MODEL_NAME: &str = "mobilenet_ssd_v2_coco_quant_postprocess.t
 /// `build.rs` checks they were fetched (scripts/fetch-model.sh) before this compiles.
 pub const EMBEDDED_MODEL: &[u8] = include_bytes!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/models/mobilenet_ssd_v2_coco_quant_postprocess.tflite"
+    "/../../models/mobilenet_ssd_v2_coco_quant_postprocess.tflite"
 ));
 pub const EMBEDDED_LABELS: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/models/coco_labels.txt"
+    "/../../models/coco_labels.txt"
 ));
 
 /// Environment variables that point the detector at another model / label file.

@@ -6,21 +6,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::timing::ms_since;
+use detect_core::timing::ms_since;
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::request::{
+use crate::errors::image_status;
+use crate::request::{
     parse_detect_request, route, ApiError, ImageSource, RequestLimits, Route, MAX_S3_KEY_BYTES,
 };
-use super::s3::{
+use crate::s3::{
     decode_key, is_image_key, S3Error, S3Event, S3Store, SourceObject, DEFAULT_MAX_OBJECT_BYTES,
 };
-use crate::detector::{Detector, DetectorConfig};
-use crate::model::ModelSource;
-use crate::postprocess::FilterOptions;
-use crate::schema::{ImageResult, Timings};
+use detect_core::detector::{Detector, DetectorConfig};
+use detect_core::model::ModelSource;
+use detect_core::postprocess::FilterOptions;
+use detect_core::schema::{ImageResult, Timings};
 
 /// Settings read from the environment (the SAM template sets them).
 #[derive(Clone, Debug)]
@@ -416,20 +417,26 @@ impl App {
         let detector = self.detector.clone();
         let workers = self.config.workers;
         let ids: Vec<String> = images.iter().map(|(id, _)| id.clone()).collect();
-        tokio::task::spawn_blocking(move || detector.detect_batch(&images, &options, workers))
-            .await
-            .unwrap_or_else(|_| {
-                ids.into_iter()
-                    .map(|id| {
-                        ImageResult::failed(
-                            id,
-                            500,
-                            "internal error: detection thread failed",
-                            Timings::default(),
-                        )
-                    })
-                    .collect()
-            })
+        tokio::task::spawn_blocking(move || {
+            let outcomes = detector.detect_batch(&images, &options, workers);
+            outcomes
+                .into_iter()
+                .map(|o| o.into_result(image_status))
+                .collect()
+        })
+        .await
+        .unwrap_or_else(|_| {
+            ids.into_iter()
+                .map(|id| {
+                    ImageResult::failed(
+                        id,
+                        500,
+                        "internal error: detection thread failed",
+                        Timings::default(),
+                    )
+                })
+                .collect()
+        })
     }
 
     /// An S3 event: every record is processed; the returned error lists failed records so the

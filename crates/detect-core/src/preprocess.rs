@@ -32,7 +32,7 @@ impl Default for ImageLimits {
     }
 }
 
-/// Why an image could not be used; each kind maps to an HTTP-style status.
+/// Why an image could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImageError {
     #[error("the image is empty (0 bytes)")]
@@ -50,18 +50,6 @@ pub enum ImageError {
     TooLarge,
     #[error("cannot decode the image: {0}")]
     Corrupt(String),
-}
-
-impl ImageError {
-    /// The status this error gets in per-image results.
-    pub fn status(&self) -> u16 {
-        match self {
-            ImageError::Empty => 400,
-            ImageError::UnsupportedFormat => 415,
-            ImageError::TooManyPixels { .. } | ImageError::TooLarge => 413,
-            ImageError::Corrupt(_) => 422,
-        }
-    }
 }
 
 fn from_image_error(e: image::ImageError) -> ImageError {
@@ -306,18 +294,19 @@ mod tests {
     }
 
     #[test]
-    fn errors_have_statuses() {
+    fn errors_have_kinds() {
         let limits = ImageLimits::default();
-        assert_eq!(decode(b"", &limits).unwrap_err().status(), 400);
+        assert_eq!(decode(b"", &limits).unwrap_err(), ImageError::Empty);
         assert_eq!(
-            decode(b"hello, this is text", &limits)
-                .unwrap_err()
-                .status(),
-            415
+            decode(b"hello, this is text", &limits).unwrap_err(),
+            ImageError::UnsupportedFormat
         );
         let png = encode(DynamicImage::new_rgb8(4, 4), image::ImageFormat::Png);
         let truncated = &png[..png.len() / 2];
-        assert_eq!(decode(truncated, &limits).unwrap_err().status(), 422);
+        assert!(matches!(
+            decode(truncated, &limits).unwrap_err(),
+            ImageError::Corrupt(_)
+        ));
     }
 
     #[test]
@@ -337,6 +326,5 @@ mod tests {
                 limit: 1000
             }
         );
-        assert_eq!(err.status(), 413);
     }
 }

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::DetectError;
+
 /// Box in normalized image coordinates, clipped to [0, 1].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NormalizedBox {
@@ -40,6 +42,41 @@ pub struct Timings {
     pub inference: f64,
     pub postprocess: f64,
     pub total: f64,
+}
+
+/// One image as the core saw it: its detections, or the typed reason it has none. Adapters
+/// turn it into the shared [`ImageResult`], choosing the per-image status of each error.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageOutcome {
+    pub id: String,
+    /// Size of the decoded, EXIF-oriented image (unknown when decoding failed).
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub result: Result<Vec<Detection>, DetectError>,
+    pub timings_ms: Timings,
+}
+
+impl ImageOutcome {
+    pub fn ok(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    /// The shared result schema; `status_of` is the adapter's status for each error kind.
+    pub fn into_result(self, status_of: impl FnOnce(&DetectError) -> u16) -> ImageResult {
+        let (status, error, detections) = match self.result {
+            Ok(detections) => (200, None, detections),
+            Err(e) => (status_of(&e), Some(e.to_string()), Vec::new()),
+        };
+        ImageResult {
+            id: self.id,
+            status,
+            error,
+            width: self.width,
+            height: self.height,
+            detections,
+            timings_ms: self.timings_ms,
+        }
+    }
 }
 
 /// The result for one image: `status` 200 with detections, or an error status and message.

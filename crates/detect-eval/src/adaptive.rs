@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::client::{build_request, exchange, rows_from_exchange, Exchange, SendConfig};
-use super::local::detect_row;
+use super::local::{detect_row, StatusOf};
 use super::policy::{Auto, Place};
 use super::rows::Row;
-use crate::detector::{DetectOptions, Detector};
-use crate::timing::ms_since;
+use detect_core::detector::{DetectOptions, Detector};
+use detect_core::timing::ms_since;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Policy {
@@ -51,6 +51,7 @@ pub fn run_policy(
     send: &SendConfig,
     pc: &PolicyConfig,
     detector: &Detector,
+    status_of: StatusOf,
     progress: &dyn Fn(u64),
 ) -> Result<Vec<Row>, String> {
     let options = detector
@@ -85,6 +86,7 @@ pub fn run_policy(
                     &bytes,
                     &send.dataset,
                     &send.location,
+                    status_of,
                 );
                 if slowdown > 1.0 {
                     std::thread::sleep(Duration::from_secs_f64(

@@ -3,8 +3,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use lambda_detect::model::{convert, convert_with, ConvertOptions, ModelError, EMBEDDED_MODEL};
-use lambda_detect::{Detector, DetectorConfig, ModelSource};
+use detect_core::model::{convert, convert_with, ConvertOptions, ModelError, EMBEDDED_MODEL};
+use detect_core::{Detector, DetectorConfig, ModelSource};
 
 #[test]
 fn bundled_model_converts_with_relu6_restored() {
@@ -69,7 +69,7 @@ fn eight_bit_conversion_leaves_every_convolution_out_of_the_float_model() {
 
 #[test]
 fn loads_from_an_override_path() {
-    let models = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models"));
+    let models = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models"));
     let source = ModelSource::Files {
         model: models.join("mobilenet_ssd_v2_coco_quant_postprocess.tflite"),
         labels: models.join("coco_labels.txt"),

@@ -5,9 +5,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::rows::Row;
-use crate::detector::{DetectOptions, Detector};
-use crate::postprocess::FilterOptions;
-use crate::timing::ms_since;
+use detect_core::detector::{DetectOptions, Detector};
+use detect_core::error::DetectError;
+use detect_core::postprocess::FilterOptions;
+use detect_core::timing::ms_since;
+
+/// The per-image status an adapter gives each core error.
+pub type StatusOf = fn(&DetectError) -> u16;
 
 /// Detect in every file, one at a time. `rtt_ms` is the whole pipeline as the caller sees it
 /// (read bytes excluded, decode → postprocess included). `warmup` images are run untimed first.
@@ -17,6 +21,7 @@ pub fn run_local(
     dataset: &str,
     location: &str,
     warmup: usize,
+    status_of: StatusOf,
     progress: &dyn Fn(u64),
 ) -> Result<Vec<Row>, String> {
     let options = detector
@@ -30,7 +35,7 @@ pub fn run_local(
     let start = Instant::now();
     for (id, path) in files {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut row = detect_row(detector, &options, id, &bytes, dataset, location);
+        let mut row = detect_row(detector, &options, id, &bytes, dataset, location, status_of);
         row.done_at_ms = ms_since(start);
         rows.push(row);
         progress(1);
@@ -47,9 +52,10 @@ pub fn detect_row(
     bytes: &[u8],
     dataset: &str,
     location: &str,
+    status_of: StatusOf,
 ) -> Row {
     let t = Instant::now();
-    let r = detector.detect(id, bytes, options);
+    let r = detector.detect(id, bytes, options).into_result(status_of);
     let rtt = ms_since(t);
     Row {
         dataset: dataset.into(),

@@ -21,19 +21,19 @@ pub const MAX_SIDE: u32 = 2400;
 const SOURCES: [(&str, &[u8]); 4] = [
     (
         "astronaut",
-        include_bytes!("../../tests/fixtures/images/astronaut.jpg"),
+        include_bytes!("../../../tests/fixtures/images/astronaut.jpg"),
     ),
     (
         "chelsea",
-        include_bytes!("../../tests/fixtures/images/chelsea.jpg"),
+        include_bytes!("../../../tests/fixtures/images/chelsea.jpg"),
     ),
     (
         "coffee",
-        include_bytes!("../../tests/fixtures/images/coffee.jpg"),
+        include_bytes!("../../../tests/fixtures/images/coffee.jpg"),
     ),
     (
         "rocket",
-        include_bytes!("../../tests/fixtures/images/rocket.jpg"),
+        include_bytes!("../../../tests/fixtures/images/rocket.jpg"),
     ),
 ];
 

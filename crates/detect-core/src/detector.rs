@@ -9,6 +9,7 @@ use crate::timing::ms_since;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::DetectError;
 use crate::inference::Inference;
 use crate::labels::Labels;
 use crate::model::{
@@ -16,7 +17,7 @@ use crate::model::{
 };
 use crate::postprocess::{self, Anchor, FilterOptions, PostprocessParams};
 use crate::preprocess::{self, ImageLimits};
-use crate::schema::{Detection, ImageResult, NormalizedBox, PixelBox, Timings};
+use crate::schema::{Detection, ImageOutcome, NormalizedBox, PixelBox, Timings};
 
 /// Default minimum score of a reported detection.
 pub const DEFAULT_MIN_SCORE: f32 = 0.5;
@@ -249,39 +250,38 @@ impl Detector {
         self.inference.run(input)
     }
 
-    /// Detect objects in one encoded image. Never panics: failures become the result's status.
-    pub fn detect(&self, id: &str, bytes: &[u8], options: &FilterOptions) -> ImageResult {
+    /// Detect objects in one encoded image. Never panics: a failure is the outcome's error.
+    pub fn detect(&self, id: &str, bytes: &[u8], options: &FilterOptions) -> ImageOutcome {
         let start = Instant::now();
-        match catch_unwind(AssertUnwindSafe(|| self.detect_inner(id, bytes, options, start))) {
-            Ok(result) => result,
-            Err(_) => ImageResult::failed(
-                id,
-                500,
-                "internal error while processing this image (a bug: please report it with the image)",
-                Timings { total: ms_since(start), ..Timings::default() },
-            ),
-        }
+        let mut outcome = ImageOutcome {
+            id: id.to_string(),
+            width: None,
+            height: None,
+            result: Err(DetectError::Internal),
+            timings_ms: Timings::default(),
+        };
+        // A panic leaves `result` at Internal and keeps what was known before it.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            self.detect_into(&mut outcome, bytes, options)
+        }));
+        outcome.timings_ms.total = ms_since(start);
+        outcome
     }
 
-    fn detect_inner(
-        &self,
-        id: &str,
-        bytes: &[u8],
-        options: &FilterOptions,
-        start: Instant,
-    ) -> ImageResult {
-        let mut timings = Timings::default();
+    fn detect_into(&self, outcome: &mut ImageOutcome, bytes: &[u8], options: &FilterOptions) {
+        let timings = &mut outcome.timings_ms;
         let t = Instant::now();
         let decoded = preprocess::decode(bytes, &self.limits);
         timings.decode = ms_since(t);
         let image = match decoded {
             Ok(image) => image,
             Err(e) => {
-                timings.total = ms_since(start);
-                return ImageResult::failed(id, e.status(), e.to_string(), timings);
+                outcome.result = Err(e.into());
+                return;
             }
         };
         let (width, height) = image.dimensions();
+        (outcome.width, outcome.height) = (Some(width), Some(height));
         let t = Instant::now();
         let input = preprocess::to_input(&image, &self.input);
         drop(image);
@@ -289,16 +289,12 @@ impl Detector {
         let t = Instant::now();
         let raw = self.inference.run(input);
         timings.inference = ms_since(t);
-        let fail = |status: u16, msg: String, mut timings: Timings| {
-            timings.total = ms_since(start);
-            let mut r = ImageResult::failed(id, status, msg, timings);
-            r.width = Some(width);
-            r.height = Some(height);
-            r
-        };
         let raw = match raw {
             Ok(raw) => raw,
-            Err(e) => return fail(500, format!("inference failed: {e}"), timings),
+            Err(e) => {
+                outcome.result = Err(DetectError::Inference(e));
+                return;
+            }
         };
         let t = Instant::now();
         let found = postprocess::detect(
@@ -308,24 +304,14 @@ impl Detector {
             &self.params,
             options,
         );
-        let detections = match found {
-            Ok(found) => found
+        timings.postprocess = ms_since(t);
+        outcome.result = match found {
+            Ok(found) => Ok(found
                 .iter()
                 .map(|d| self.to_detection(d, width, height))
-                .collect(),
-            Err(e) => return fail(400, e.to_string(), timings),
+                .collect()),
+            Err(e) => Err(e.into()),
         };
-        timings.postprocess = ms_since(t);
-        timings.total = ms_since(start);
-        ImageResult {
-            id: id.to_string(),
-            status: 200,
-            error: None,
-            width: Some(width),
-            height: Some(height),
-            detections,
-            timings_ms: timings,
-        }
     }
 
     fn to_detection(&self, d: &postprocess::RawDetection, width: u32, height: u32) -> Detection {
@@ -359,11 +345,11 @@ impl Detector {
         images: &[(S, B)],
         options: &FilterOptions,
         workers: usize,
-    ) -> Vec<ImageResult> {
+    ) -> Vec<ImageOutcome> {
         let workers = workers.clamp(1, images.len().max(1));
         let next = AtomicUsize::new(0);
-        let mut results: Vec<Option<ImageResult>> = vec![None; images.len()];
-        let chunks: Vec<Vec<(usize, ImageResult)>> = std::thread::scope(|scope| {
+        let mut results: Vec<Option<ImageOutcome>> = vec![None; images.len()];
+        let chunks: Vec<Vec<(usize, ImageOutcome)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|_| {
                     scope.spawn(|| {
@@ -391,13 +377,12 @@ impl Detector {
             .into_iter()
             .zip(images)
             .map(|(r, (id, _))| {
-                r.unwrap_or_else(|| {
-                    ImageResult::failed(
-                        id.as_ref(),
-                        500,
-                        "worker thread failed",
-                        Timings::default(),
-                    )
+                r.unwrap_or_else(|| ImageOutcome {
+                    id: id.as_ref().to_string(),
+                    width: None,
+                    height: None,
+                    result: Err(DetectError::Internal),
+                    timings_ms: Timings::default(),
                 })
             })
             .collect()

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use lambda_detect::eval::{report, rows};
+use detect_eval::{report, rows};
 
 fn detect(args: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_detect"))

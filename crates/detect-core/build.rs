@@ -4,7 +4,7 @@ fn main() {
         "mobilenet_ssd_v2_coco_quant_postprocess.tflite",
         "coco_labels.txt",
     ] {
-        let path = std::path::Path::new("models").join(file);
+        let path = std::path::Path::new("../../models").join(file);
         println!("cargo:rerun-if-changed={}", path.display());
         if !path.exists() {
             panic!(
