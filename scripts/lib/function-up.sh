@@ -5,6 +5,9 @@
 # Reads/sets: S3_PORT, WATCH_PORT, BUCKET, S3_ENDPOINT_URL, FUNCTION_URL (base URL of the
 # function-URL emulation: $FUNCTION_URL/api/detect). FUNCTION_CPUS (optional, a taskset CPU
 # list such as "1") pins the emulator and the function to those CPUs: a Lambda-like CPU share.
+# FUNCTION_BUILD (default "--release"): the cargo build options of the function; the tests use
+# the release build they share with `cargo test --release`, scripts/run-local.sh the quicker
+# "--profile local -p lambda-detect" (only the function's crates, see Cargo.toml).
 
 export S3_PORT="${S3_PORT:-5055}" WATCH_PORT="${WATCH_PORT:-9055}"
 export BUCKET="${BUCKET:-lambda-detect-local}"
@@ -29,14 +32,16 @@ function_up() {
   scripts/fetch-model.sh >/dev/null
   scripts/local-s3.sh start >/dev/null
   # Build first, so the watch's first invoke does not spend minutes compiling.
-  cargo build --release --bin detect-lambda
+  local build
+  read -r -a build <<<"${FUNCTION_BUILD:---release}"
+  cargo build "${build[@]}" --bin detect-lambda
   local env_vars="S3_ENDPOINT_URL=$S3_ENDPOINT_URL,ALLOWED_BUCKETS=$BUCKET,RESULTS_PREFIX=detections/"
   env_vars+=",AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test,AWS_REGION=us-east-1,RUST_LOG=info"
   # --ignore-changes: the tests run the binary built above; a source edit during the run must
   # not rebuild and restart the function under them.
   local pin=()
   [[ -n "${FUNCTION_CPUS:-}" ]] && pin=(taskset -c "$FUNCTION_CPUS")
-  setsid "${pin[@]}" cargo lambda watch --release --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$WATCH_PORT" \
+  setsid "${pin[@]}" cargo lambda watch "${build[@]}" --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$WATCH_PORT" \
     --env-vars "$env_vars" >"$_function_state/watch.log" 2>&1 &
   _watch_pid=$!
   local health="$FUNCTION_URL/api/health"
