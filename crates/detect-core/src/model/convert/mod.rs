@@ -50,13 +50,15 @@ pub struct ConversionStats {
     pub dequantized_constants: usize,
     pub relu_restored: usize,
     pub relu6_restored: usize,
-    /// 1x1 convolutions kept in 8 bits for the integer kernel.
+    /// Convolutions kept in 8 bits for the integer kernel.
     pub int8_convs: usize,
 }
 
 /// Output of [`convert`]: a model for tract plus what the kernels and the postprocess need.
 pub struct ConvertedModel {
-    /// The rewritten TFLite model: FLOAT32 throughout, without the 8-bit convolutions.
+    /// The rewritten TFLite model for tract: float ops on FLOAT32 tensors (unquantized
+    /// constants such as RESHAPE's int32 shape keep their type), without the postprocess op
+    /// and the 8-bit convolutions.
     pub float_tflite: Vec<u8>,
     pub input: InputSpec,
     pub anchors: Vec<Anchor>,

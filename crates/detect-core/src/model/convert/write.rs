@@ -308,3 +308,92 @@ fn copy_options<'fb>(
         _ => (BuiltinOptions::NONE, None),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use tract_tflite::tflite::TensorType;
+
+    use super::super::testing::{TinyModel, ANCHORS, BOXES, IMAGE, SCORES};
+    use super::super::{convert_with, ConvertOptions};
+    use super::*;
+
+    /// The tiny model with one ADD whose output range is ReLU6 and one 1x1 convolution.
+    fn tiny() -> Vec<u8> {
+        let mut m = TinyModel::ssd();
+        let relu6 = (6.0 / 255.0, 0);
+        let sum = m.tensor("sum", TensorType::UINT8, &[1, 4, 4, 3], Some(relu6), None);
+        m.op(Op::ADD, &[IMAGE, IMAGE], &[sum]);
+        let kernel = m.tensor(
+            "k",
+            TensorType::UINT8,
+            &[3, 1, 1, 3],
+            Some((0.01, 128)),
+            Some(vec![129; 9]),
+        );
+        let bias = m.tensor(
+            "b",
+            TensorType::INT32,
+            &[3],
+            Some((0.01 / 128.0, 0)),
+            Some(vec![0; 12]),
+        );
+        let out = m.tensor("conv", TensorType::UINT8, &[1, 4, 4, 3], Some(relu6), None);
+        m.conv(&[sum, kernel, bias], &[out], 1, Act::NONE);
+        m.build()
+    }
+
+    #[test]
+    fn writes_a_float_graph_without_the_cut_ops() {
+        let bytes = tiny();
+        let converted = convert_with(&bytes, &ConvertOptions::default()).unwrap();
+        let model = tflite::root_as_model(&converted.float_tflite).unwrap();
+        let graph = model.subgraphs().unwrap().get(0);
+        let ops = graph.operators().unwrap();
+        assert_eq!(ops.len(), 2, "ADD and CONV_2D, not the postprocess");
+        let add = ops.get(0).builtin_options_as_add_options().unwrap();
+        assert_eq!(add.fused_activation_function(), Act::RELU6);
+        let tensors = graph.tensors().unwrap();
+        assert!(tensors.iter().all(|t| t.type_() == TensorType::FLOAT32));
+        assert!(
+            tensors.get(ANCHORS as usize).shape().is_none(),
+            "anchors are a placeholder"
+        );
+        let outputs: Vec<i32> = graph.outputs().unwrap().iter().collect();
+        assert_eq!(outputs, [BOXES, SCORES]);
+        assert_eq!(converted.stats.operators, 2);
+        assert_eq!(converted.stats.dequantized_constants, 2);
+        assert_eq!(converted.stats.relu6_restored, 2);
+    }
+
+    #[test]
+    fn the_8_bit_conv_leaves_the_graph_but_counts_as_an_operator() {
+        let bytes = tiny();
+        let converted = convert_with(&bytes, &ConvertOptions { int8_convs: true }).unwrap();
+        let model = tflite::root_as_model(&converted.float_tflite).unwrap();
+        let graph = model.subgraphs().unwrap().get(0);
+        assert_eq!(graph.operators().unwrap().len(), 1);
+        let inputs: Vec<i32> = graph.inputs().unwrap().iter().collect();
+        assert_eq!(inputs.len(), 2, "the image and the conv's stand-in");
+        assert_eq!(
+            graph.outputs().unwrap().len(),
+            3,
+            "boxes, scores, the conv's input"
+        );
+        assert_eq!(
+            (converted.stats.operators, converted.stats.int8_convs),
+            (2, 1)
+        );
+        assert_eq!(converted.stats.dequantized_constants, 0);
+    }
+
+    #[test]
+    fn converting_twice_gives_the_same_bytes() {
+        let bytes = tiny();
+        let options = ConvertOptions { int8_convs: true };
+        let (a, b) = (
+            convert_with(&bytes, &options).unwrap(),
+            convert_with(&bytes, &options).unwrap(),
+        );
+        assert_eq!(a.float_tflite, b.float_tflite);
+    }
+}
