@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::ModelError;
+/// Why a label file could not be read (the model's loader wraps it in its own error).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct LabelsError(pub String);
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Labels {
@@ -12,7 +15,7 @@ pub struct Labels {
 
 impl Labels {
     /// Parse `ID label` lines; a file without numeric IDs is read as one label per line.
-    pub fn parse(text: &str) -> Result<Self, ModelError> {
+    pub fn parse(text: &str) -> Result<Self, LabelsError> {
         let lines: Vec<&str> = text
             .lines()
             .map(str::trim)
@@ -31,11 +34,11 @@ impl Labels {
                 (index, *line)
             };
             if by_id.insert(id, label.to_string()).is_some() {
-                return Err(ModelError::Labels(format!("label ID {id} appears twice")));
+                return Err(LabelsError(format!("label ID {id} appears twice")));
             }
         }
         if by_id.is_empty() {
-            return Err(ModelError::Labels("the label file is empty".into()));
+            return Err(LabelsError("the label file is empty".into()));
         }
         Ok(Labels { by_id })
     }

@@ -1,18 +1,23 @@
 //! Stage 1 of the pipeline: get the model bytes (embedded or from a file), convert them to a
-//! float graph tract can run, and read the labels.
+//! graph tract can run (float ops, with the convolutions the 8-bit kernels take over split out;
+//! see [`convert`]), and read the labels.
+//!
+//! [`facts`] holds what the later stages need to know about the converted model (input
+//! quantization, the 8-bit and fused sites); it depends on nothing else here.
 
 mod convert;
+mod facts;
 mod postprocess_options;
 
 use std::path::{Path, PathBuf};
 
-pub use convert::{
-    convert, convert_with, ConversionStats, ConvertOptions, ConvertedModel, DepthwiseSite,
-    InputQuantization, InputSpec, Int8ConvSite, QuantizedConv, TensorQuant,
+pub use convert::{convert, convert_with, ConversionStats, ConvertOptions, ConvertedModel};
+pub use facts::{
+    DepthwiseSite, InputQuantization, InputSpec, Int8ConvSite, QuantizedConv, TensorQuant,
 };
 pub use postprocess_options::{parse_postprocess_options, POSTPROCESS_OP};
 
-use crate::labels::Labels;
+use crate::labels::{Labels, LabelsError};
 
 /// File name of the bundled model (SSD MobileNet V2 COCO, quantized, Coral).
 pub const EMBEDDED_MODEL_NAME: &str = "mobilenet_ssd_v2_coco_quant_postprocess.tflite";
@@ -48,6 +53,12 @@ pub enum ModelError {
     Labels(String),
     #[error("tract could not load the converted model: {0}")]
     Tract(String),
+}
+
+impl From<LabelsError> for ModelError {
+    fn from(e: LabelsError) -> Self {
+        ModelError::Labels(e.0)
+    }
 }
 
 impl ModelError {
