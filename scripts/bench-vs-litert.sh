@@ -10,6 +10,11 @@
 #   REPEAT=50 scripts/bench-vs-litert.sh
 #   FUNCTION=0 scripts/bench-vs-litert.sh      (skip the measurements that start the function)
 #   FLOAT=1 scripts/bench-vs-litert.sh         (our f32 path instead of the 8-bit convolutions)
+#   ISAS="avx2 portable" scripts/bench-vs-litert.sh  (kernel sets for the per-set rows; default:
+#                                              every set this CPU runs)
+#
+# The per-set rows force each kernel set with DETECT_ISA (one thread) and put LiteRT's
+# one-thread median, measured just before and just after them, beside it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPEAT="${REPEAT:-20}" FUNCTION="${FUNCTION:-1}"
@@ -46,6 +51,30 @@ for threads in 1 2; do
     ours_ips="$(python3 -c "print(max(1000 / $t_ours, $(field "$jobs2" parallel_images_per_s)))")"
     litert_ips="$(python3 -c "print(1000 / $t_theirs)")"
   fi
+done
+
+# One row per kernel set this CPU runs, against LiteRT in the same run (one thread).
+isa_rows=()
+litert_before="$(python3 scripts/litert_bench.py --json --threads 1 --repeat "$REPEAT" "${paths[@]}" 2>/dev/null)"
+for isa in ${ISAS:-avx512vnni avxvnni avx2 neon-i8mm neon-dotprod neon portable}; do
+  DETECT_ISA="$isa" "$detect" info "${float_flag[@]}" >/dev/null 2>&1 || continue
+  run="$(DETECT_ISA="$isa" "$detect" bench --json "${float_flag[@]}" --threads 1 --repeat "$REPEAT" "${paths[@]}")"
+  isa_rows+=("$isa $(field "$run" median_ms) $(DETECT_ISA="$isa" "$detect" info "${float_flag[@]}" | python3 -c "import json,sys; print(json.load(sys.stdin)['model']['int8_convolutions'])")")
+done
+litert_after="$(python3 scripts/litert_bench.py --json --threads 1 --repeat "$REPEAT" "${paths[@]}" 2>/dev/null)"
+t_litert1="$(python3 -c "print(($(field "$litert_before" median_ms) + $(field "$litert_after" median_ms)) / 2)")"
+echo
+echo "kernel sets, 1 thread (LiteRT $(field "$litert_before" median_ms | xargs printf '%.2f') ms before, $(field "$litert_after" median_ms | xargs printf '%.2f') ms after; ratio against their mean):"
+printf '  %-14s %10s %8s %16s %s\n' DETECT_ISA "ours ms" ratio "8-bit convs" target
+for row in "${isa_rows[@]}"; do
+  read -r isa t n <<<"$row"
+  python3 - "$isa" "$t" "$t_litert1" "$n" <<'PY'
+import sys
+isa, t, litert, n = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+target = {"avx512vnni": 0.7, "avxvnni": 1.0, "avx2": 1.0}.get(isa)
+verdict = f"<= {target}x {'met' if t / litert <= target else 'MISSED'}" if target else "(reported)"
+print(f"  {isa:<14} {t:10.2f} {t / litert:7.2f}x {n:>16} {verdict}")
+PY
 done
 
 # Start-up: model read + conversion + tract load + optimization, median of 5 runs.

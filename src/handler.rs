@@ -180,6 +180,7 @@ impl App {
             init_ms,
             model_load_ms = detector.load_timings().total_ms,
             model = %detector.info().name,
+            kernels = %detector.info().kernels,
             "initialized"
         );
         Ok(App::new(Arc::new(detector), Some(s3), config, init_ms))

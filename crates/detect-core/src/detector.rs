@@ -10,7 +10,7 @@ use crate::timing::ms_since;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DetectError;
-use crate::inference::Inference;
+use crate::inference::{Inference, Isa, KernelError, KernelSet};
 use crate::labels::Labels;
 use crate::model::{
     convert_with, ConversionStats, ConvertOptions, InputSpec, ModelError, ModelSource,
@@ -27,9 +27,12 @@ pub struct DetectorConfig {
     /// Threads tract may use inside one inference (1 = single-threaded kernels).
     pub threads: usize,
     pub limits: ImageLimits,
-    /// Run the convolutions in 8 bits where the CPU has a fast kernel for it (AVX-512
-    /// VNNI); `false` keeps every convolution in f32.
+    /// Run the convolutions in 8 bits where the kernel set has a fast 8-bit GEMM; `false`
+    /// keeps every convolution in f32.
     pub int8: bool,
+    /// The kernel set to compute with; `None`: the process's choice (`DETECT_ISA`, by default
+    /// the best this CPU runs).
+    pub isa: Option<Isa>,
 }
 
 impl Default for DetectorConfig {
@@ -38,6 +41,7 @@ impl Default for DetectorConfig {
             threads: 1,
             limits: ImageLimits::default(),
             int8: true,
+            isa: None,
         }
     }
 }
@@ -59,6 +63,18 @@ pub struct ModelInfo {
     pub relu_restored: usize,
     /// Convolutions running in 8 bits (0: all in f32).
     pub int8_convolutions: usize,
+    /// The kernel set the project's ops compute with (e.g. "avx512vnni", "avx2", "portable").
+    pub kernels: String,
+}
+
+/// Why a detector could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The kernel set asked for (`DETECT_ISA` or the config) is unknown or not for this CPU.
+    #[error(transparent)]
+    Kernels(#[from] KernelError),
 }
 
 /// Where start-up time went, in milliseconds.
@@ -110,20 +126,24 @@ pub struct Detector {
 
 impl Detector {
     /// Read, convert, load and optimize the model. Slow (tens to hundreds of ms): do it once.
-    pub fn load(source: &ModelSource, config: &DetectorConfig) -> Result<Self, ModelError> {
+    pub fn load(source: &ModelSource, config: &DetectorConfig) -> Result<Self, LoadError> {
         let start = Instant::now();
+        let kernels = match config.isa {
+            Some(isa) => KernelSet::for_isa(isa)?,
+            None => KernelSet::selected()?,
+        };
         let files = source.read()?;
         let read_ms = ms_since(start);
         let t = Instant::now();
         let options = ConvertOptions {
-            int8_convs: config.int8 && crate::inference::int8_kernel_available(),
+            int8_convs: config.int8 && kernels.int8_convs,
         };
         let mut converted = convert_with(&files.bytes, &options)?;
         let float_tflite = std::mem::take(&mut converted.float_tflite);
         let convert_ms = ms_since(t);
         // tract asserts on some malformed graphs; a bad model file must be an error, not a crash.
         let (inference, tract) = catch_unwind(AssertUnwindSafe(|| {
-            Inference::load(float_tflite, &converted, config.threads.max(1))
+            Inference::load(float_tflite, &converted, config.threads.max(1), kernels)
         }))
         .map_err(|_| {
             ModelError::Tract("tract panicked while loading the converted graph".into())
@@ -163,6 +183,7 @@ impl Detector {
             relu6_restored: self.stats.relu6_restored,
             relu_restored: self.stats.relu_restored,
             int8_convolutions: self.stats.int8_convs,
+            kernels: self.inference.kernels().isa.name().to_string(),
         }
     }
 

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use detect_core::detector::DetectOptions;
+use detect_core::inference::{Isa, KernelSet};
 use detect_core::postprocess::{iou, BoxN};
 use detect_core::{Detector, DetectorConfig, ModelSource};
 use serde_json::Value;
@@ -30,25 +31,43 @@ fn ref_box(v: &Value) -> BoxN {
     }
 }
 
-/// Both inference paths: f32 everywhere, and (on CPUs with AVX-512 VNNI) 8-bit convolutions.
+/// The kernel sets to check: those `DETECT_TEST_ISAS` lists (comma-separated; one this CPU
+/// lacks fails the test), or every set this CPU runs.
+fn sets_under_test() -> Vec<Isa> {
+    match std::env::var("DETECT_TEST_ISAS") {
+        Ok(list) if !list.trim().is_empty() => list
+            .split(',')
+            .map(|name| Isa::from_name(name.trim()).expect("a kernel set name"))
+            .collect(),
+        _ => Isa::available(),
+    }
+}
+
+/// Every kernel set this CPU runs, forced one after the other, on both inference paths: f32
+/// everywhere, and 8-bit convolutions where the set has a fast 8-bit GEMM.
 #[test]
 fn detections_match_litert_on_every_fixture() {
-    let float = check_against_litert(false);
-    assert_eq!(float.0, 0, "the f32 path runs no 8-bit convolution");
-    let int8 = check_against_litert(true);
-    assert_eq!(
-        int8.0 > 0,
-        detect_core::inference::int8_kernel_available(),
-        "8-bit convolutions run exactly where the CPU has the kernel"
-    );
-    for (mode, (_, worst_iou, worst_diff)) in [("f32", float), ("8-bit", int8)] {
-        eprintln!("{mode}: worst IoU {worst_iou:.3}, worst |score difference| {worst_diff:.3}");
+    for isa in sets_under_test() {
+        let kernels = KernelSet::for_isa(isa).unwrap_or_else(|e| panic!("{e}"));
+        let float = check_against_litert(isa, false);
+        assert_eq!(float.0, 0, "{isa}: the f32 path runs no 8-bit convolution");
+        let int8 = check_against_litert(isa, true);
+        assert_eq!(
+            int8.0 > 0,
+            kernels.int8_convs,
+            "{isa}: 8-bit convolutions run exactly where the kernel set has them"
+        );
+        for (mode, (_, worst_iou, worst_diff)) in [("f32", float), ("8-bit", int8)] {
+            eprintln!(
+                "{isa} {mode}: worst IoU {worst_iou:.3}, worst |score difference| {worst_diff:.3}"
+            );
+        }
     }
 }
 
 /// Compare every fixture's detections with LiteRT's; returns (8-bit convolutions in use, worst
 /// IoU of a matched detection, worst score difference).
-fn check_against_litert(int8: bool) -> (usize, f32, f32) {
+fn check_against_litert(isa: Isa, int8: bool) -> (usize, f32, f32) {
     let reference: Value = serde_json::from_str(
         &std::fs::read_to_string(fixture_dir().join("reference.json")).unwrap(),
     )
@@ -57,9 +76,14 @@ fn check_against_litert(int8: bool) -> (usize, f32, f32) {
     assert!(images.len() >= 10, "the reference covers the fixtures");
     let config = DetectorConfig {
         int8,
+        isa: Some(isa),
         ..DetectorConfig::default()
     };
     let detector = Detector::load(&ModelSource::Default, &config).unwrap();
+    assert_eq!(
+        detector.info().kernels,
+        KernelSet::for_isa(isa).unwrap().isa.name()
+    );
     let (mut worst_iou, mut worst_diff) = (1.0f32, 0.0f32);
     // Look below 0.5 so a reference detection at 0.5 is matched even if ours scores 0.45.
     let options = detector
@@ -137,7 +161,7 @@ fn check_against_litert(int8: bool) -> (usize, f32, f32) {
     }
     assert!(
         failures.is_empty(),
-        "fidelity failures ({}):\n{}",
+        "fidelity failures ({isa}, {}):\n{}",
         if int8 { "8-bit convolutions" } else { "f32" },
         failures.join("\n")
     );

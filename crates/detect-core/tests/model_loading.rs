@@ -3,6 +3,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
+use detect_core::detector::LoadError;
 use detect_core::model::{convert, convert_with, ConvertOptions, ModelError, EMBEDDED_MODEL};
 use detect_core::{Detector, DetectorConfig, ModelSource};
 
@@ -85,7 +86,10 @@ fn loads_from_an_override_path() {
     let err = Detector::load(&missing, &DetectorConfig::default())
         .err()
         .unwrap();
-    assert!(matches!(err, ModelError::Io { .. }), "{err}");
+    assert!(
+        matches!(err, LoadError::Model(ModelError::Io { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("nope.tflite"));
 }
 

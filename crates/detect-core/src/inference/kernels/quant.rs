@@ -1,0 +1,84 @@
+//! The one rounding rule every kernel quantizes with, and the way back to f32.
+
+use super::KernelSet;
+use crate::model::TensorQuant;
+
+/// The model's quantization of one value, saturating (NaN → 0). Every code path rounds with it
+/// (or with the same steps in vector form: fused multiply-add, clamp, round half to even).
+#[inline(always)]
+pub fn quantize(x: f32, inv_scale: f32, zero_point: f32) -> u8 {
+    // NaN stays NaN through clamp and casts to 0.
+    x.mul_add(inv_scale, zero_point)
+        .clamp(0.0, 255.0)
+        .round_ties_even() as u8
+}
+
+/// An output element: f32 as computed, or quantized with [`quantize`].
+pub trait OutElem: Copy + Send + Sync + 'static {
+    fn from_f32(y: f32, inv_scale: f32, zero_point: f32) -> Self;
+}
+
+impl OutElem for f32 {
+    #[inline(always)]
+    fn from_f32(y: f32, _: f32, _: f32) -> f32 {
+        y
+    }
+}
+
+impl OutElem for u8 {
+    #[inline(always)]
+    fn from_f32(y: f32, inv_scale: f32, zero_point: f32) -> u8 {
+        quantize(y, inv_scale, zero_point)
+    }
+}
+
+/// 8-bit values back to f32 (`scale * (q - zero_point)`, as `q * scale - zero_point * scale`
+/// with one rounding, like the vector loads).
+pub fn dequantize(q: &[u8], quant: TensorQuant) -> Vec<f32> {
+    let offset = -(quant.zero_point as f32) * quant.scale;
+    q.iter()
+        .map(|&v| (v as f32).mul_add(quant.scale, offset))
+        .collect()
+}
+
+/// Quantize `x` into `out` (same length), whole vectors with `kernels`, the rest one by one.
+pub fn quantize_slice(kernels: &KernelSet, x: &[f32], quant: TensorQuant, out: &mut [u8]) {
+    assert!(x.len() == out.len());
+    let (inv, zp) = (1.0 / quant.scale, quant.zero_point as f32);
+    let done = (kernels.quantize)(x, inv, zp, out);
+    for (q, &v) in out[done..].iter_mut().zip(&x[done..]) {
+        *q = quantize(v, inv, zp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantize_rounds_half_to_even_and_saturates() {
+        let q = TensorQuant {
+            scale: 0.5,
+            zero_point: 10,
+        };
+        let x = [0.0, 0.25, 0.75, -5.0, -6.0, 200.0, f32::NAN, f32::INFINITY];
+        let mut out = [0u8; 8];
+        quantize_slice(KernelSet::portable(), &x, q, &mut out);
+        // 0.25 / 0.5 = 0.5 → 0 (even), 0.75 / 0.5 = 1.5 → 2.
+        assert_eq!(out, [10, 10, 12, 0, 0, 255, 0, 255]);
+        let back = dequantize(&out, q);
+        assert_eq!(back[..3], [0.0, 0.0, 1.0]);
+        // Every kernel set rounds the same way, on whole vectors and tails.
+        let long: Vec<f32> = (0..77).map(|i| (i as f32 - 30.0) * 0.37 + 0.125).collect();
+        let mut want = vec![0u8; long.len()];
+        quantize_slice(KernelSet::portable(), &long, q, &mut want);
+        for set in super::super::sets_under_test() {
+            let mut got = vec![0u8; long.len()];
+            quantize_slice(set, &long, q, &mut got);
+            assert_eq!(got, want, "{set:?}");
+            let mut short = [0u8; 8];
+            quantize_slice(set, &x, q, &mut short);
+            assert_eq!(short, out, "{set:?}");
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! AVX2 kernels (with FMA), for x86 CPUs without AVX-512: the 8-bit GEMM on 256-bit
+//! registers, as 16-bit multiply-adds (`vpmaddwd`: exact, where `vpmaddubsw` would saturate
+//! its 16-bit pair sums of u8 x i8 products) or, with AVX-VNNI, `vpdpbusd` on the model's
+//! 8-bit weights; the f32 depthwise loop compiled for AVX2; the 8-lane 8-bit store.
+//! Reached only through [`AVX2`] and [`AVXVNNI`], which are handed out only on CPUs that run
+//! them: that is what the safe wrappers' `unsafe` blocks rely on.
+
+use std::arch::x86_64::*;
+
+use super::depthwise::Depthwise;
+use super::gemm::PackedGemm;
+use super::quant::quantize as quantize_one;
+use super::{portable, Depthwise3x3, Isa, KernelSet};
+use crate::model::TensorQuant;
+
+/// Rows per GEMM tile and 8-channel vectors per tile: 4 x 3 accumulators, 3 weight vectors
+/// and a broadcast fit the 16 vector registers.
+const R: usize = 4;
+const V: usize = 3;
+
+pub static AVX2: KernelSet = KernelSet {
+    isa: Isa::Avx2,
+    int8_convs: true,
+    wide_weights: true,
+    gemm_f32: gemm_avx2::<f32>,
+    gemm_u8: gemm_avx2::<u8>,
+    quantize,
+    depthwise,
+    depthwise_3x3: Some(DEPTHWISE_3X3),
+};
+
+pub static AVXVNNI: KernelSet = KernelSet {
+    isa: Isa::AvxVnni,
+    int8_convs: true,
+    wide_weights: false,
+    gemm_f32: gemm_avxvnni::<f32>,
+    gemm_u8: gemm_avxvnni::<u8>,
+    quantize,
+    depthwise,
+    depthwise_3x3: Some(DEPTHWISE_3X3),
+};
+
+const DEPTHWISE_3X3: Depthwise3x3 = Depthwise3x3 {
+    f32_f32: depthwise_3x3_rows::<f32, f32>,
+    f32_u8: depthwise_3x3_rows::<f32, u8>,
+    u8_f32: depthwise_3x3_rows::<u8, f32>,
+    u8_u8: depthwise_3x3_rows::<u8, u8>,
+};
+
+// The safe entry points of the tables. Safety of each `unsafe` block: `AVX2` is only handed
+// out on CPUs with AVX2 and FMA, `AVXVNNI` only on those that also have AVX-VNNI
+// (`KernelSet::for_isa`); the callees check their slice lengths with assertions.
+
+fn gemm_avx2<O: Elem8>(
+    p: &PackedGemm,
+    a: &[u8],
+    sums: &[f32],
+    r0: usize,
+    r1: usize,
+    out: &mut [O],
+) {
+    unsafe { gemm(p, a, sums, r0, r1, out) }
+}
+
+fn gemm_avxvnni<O: Elem8>(
+    p: &PackedGemm,
+    a: &[u8],
+    sums: &[f32],
+    r0: usize,
+    r1: usize,
+    out: &mut [O],
+) {
+    unsafe { gemm_vnni(p, a, sums, r0, r1, out) }
+}
+
+fn quantize(x: &[f32], inv: f32, zp: f32, out: &mut [u8]) -> usize {
+    unsafe { quantize_whole_vectors(x, inv, zp, out) }
+}
+
+fn depthwise(dw: &Depthwise, input: &[f32], output: &mut [f32]) {
+    unsafe { depthwise_avx2(dw, input, output) }
+}
+
+fn depthwise_3x3_rows<I: Elem8, O: Elem8>(
+    dw: &Depthwise,
+    input: &[I],
+    oy0: usize,
+    oy1: usize,
+    output: &mut [O],
+) {
+    unsafe { depthwise_3x3(dw, input, oy0, oy1, output) }
+}
+
+/// The portable depthwise loop, vectorized for AVX2 by the compiler (same operations, so the
+/// same results).
+///
+/// Safety: AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn depthwise_avx2(dw: &Depthwise, input: &[f32], output: &mut [f32]) {
+    portable::depthwise_image(dw, input, output)
+}
+
+/// Quantize the first `x.len() / 8 * 8` values into `out` with [`Elem8::store`]; returns how
+/// many.
+///
+/// Safety: AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_whole_vectors(x: &[f32], inv: f32, zp: f32, out: &mut [u8]) -> usize {
+    assert!(out.len() >= x.len());
+    let (inv, zp) = (_mm256_set1_ps(inv), _mm256_set1_ps(zp));
+    let whole = x.len() / 8 * 8;
+    for i in (0..whole).step_by(8) {
+        let v = _mm256_loadu_ps(x.as_ptr().add(i));
+        u8::store(out.as_mut_ptr().add(i), 8, v, inv, zp);
+    }
+    whole
+}
+
+/// 8 lanes of an element type, to and from f32 vectors (and one value, for channel tails).
+trait Elem8: Copy + Send + Sync + 'static {
+    /// Load 8 values as f32; 8-bit values are dequantized as `q * scale + offset`
+    /// (`offset = -zero_point * scale`) with one rounding.
+    ///
+    /// Safety: AVX2 and FMA; `p` valid for 8 values.
+    unsafe fn load(p: *const Self, scale: __m256, offset: __m256) -> __m256;
+
+    /// One value as [`Self::load`] loads each lane.
+    fn load_one(self, scale: f32, offset: f32) -> f32;
+
+    /// One value as [`Self::store`] stores each lane.
+    fn from_f32(v: f32, inv: f32, zero_point: f32) -> Self;
+
+    /// Store the first `valid` lanes (1..=8); 8-bit values are quantized as
+    /// `round(v * inv + zero_point)` clamped to 0..=255, rounding half to even.
+    ///
+    /// Safety: AVX2 and FMA; `p` valid for `valid` values.
+    unsafe fn store(p: *mut Self, valid: usize, v: __m256, inv: __m256, zero_point: __m256);
+}
+
+impl Elem8 for f32 {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load(p: *const f32, _: __m256, _: __m256) -> __m256 {
+        _mm256_loadu_ps(p)
+    }
+
+    #[inline(always)]
+    fn load_one(self, _: f32, _: f32) -> f32 {
+        self
+    }
+
+    #[inline(always)]
+    fn from_f32(v: f32, _: f32, _: f32) -> f32 {
+        v
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store(p: *mut f32, valid: usize, v: __m256, _: __m256, _: __m256) {
+        if valid == 8 {
+            _mm256_storeu_ps(p, v);
+        } else {
+            let mut lanes = [0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+            std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, valid);
+        }
+    }
+}
+
+impl Elem8 for u8 {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn load(p: *const u8, scale: __m256, offset: __m256) -> __m256 {
+        let q = _mm256_cvtepu8_epi32(_mm_loadl_epi64(p as *const __m128i));
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), scale, offset)
+    }
+
+    #[inline(always)]
+    fn load_one(self, scale: f32, offset: f32) -> f32 {
+        (self as f32).mul_add(scale, offset)
+    }
+
+    #[inline(always)]
+    fn from_f32(v: f32, inv: f32, zero_point: f32) -> u8 {
+        quantize_one(v, inv, zero_point)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store(p: *mut u8, valid: usize, v: __m256, inv: __m256, zero_point: __m256) {
+        // max(x, 0) returns 0 for NaN (the second operand), as `quantize` does; the conversion
+        // rounds half to even (the default rounding mode).
+        let v = _mm256_fmadd_ps(v, inv, zero_point);
+        let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(255.0));
+        let i = _mm256_cvtps_epi32(v);
+        let words = _mm_packus_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256::<1>(i));
+        let bytes = _mm_packus_epi16(words, words);
+        if valid == 8 {
+            _mm_storel_epi64(p as *mut __m128i, bytes);
+        } else {
+            let mut lanes = [0u8; 16];
+            _mm_storeu_si128(lanes.as_mut_ptr() as *mut __m128i, bytes);
+            std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, valid);
+        }
+    }
+}
+
+/// Rows `r0..r1` (r0 a multiple of R) into `output` (those rows) with 16-bit multiply-adds.
+/// The rows are widened to 16 bits once, so each pair broadcasts straight from memory.
+///
+/// Safety: AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm<O: Elem8>(
+    p: &PackedGemm,
+    a: &[u8],
+    sums: &[f32],
+    r0: usize,
+    r1: usize,
+    output: &mut [O],
+) {
+    let tiles_end = r1.div_ceil(R) * R;
+    // Whole tiles are read (the row buffer is padded to them); only rows < r1 are stored.
+    assert!(r0.is_multiple_of(R) && a.len() >= tiles_end * p.k && sums.len() >= tiles_end);
+    assert!(output.len() == (r1 - r0) * p.n);
+    assert!(
+        p.weights16.len() == p.n_blocks * 16 * p.k,
+        "16-bit weights not packed"
+    );
+    let wide: Vec<u16> = a[r0 * p.k..tiles_end * p.k]
+        .iter()
+        .map(|&v| v as u16)
+        .collect();
+    let vectors = p.n.div_ceil(8);
+    let mut v0 = 0;
+    while v0 < vectors {
+        let vs = (vectors - v0).min(V);
+        for m0 in (r0..tiles_end).step_by(R) {
+            let rows = &wide[(m0 - r0) * p.k..][..R * p.k];
+            let span = (r0, r1);
+            match vs {
+                3 => tile_wide::<3, O>(p, rows, sums, m0, span, v0, output),
+                2 => tile_wide::<2, O>(p, rows, sums, m0, span, v0, output),
+                _ => tile_wide::<1, O>(p, rows, sums, m0, span, v0, output),
+            }
+        }
+        v0 += vs;
+    }
+}
+
+/// One tile of [`gemm`]: rows `m0..m0 + R` (`rows`, widened), 8-channel vectors `v0..v0 + T`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_wide<const T: usize, O: Elem8>(
+    p: &PackedGemm,
+    rows: &[u16],
+    sums: &[f32],
+    m0: usize,
+    span: (usize, usize),
+    v0: usize,
+    out: &mut [O],
+) {
+    let k2 = p.k / 2;
+    let mut acc = [[_mm256_setzero_si256(); T]; R];
+    let pairs = rows.as_ptr() as *const i32;
+    let w = p.weights16.as_ptr().add(v0 * p.k * 8);
+    for kk in 0..k2 {
+        let mut wv = [_mm256_setzero_si256(); T];
+        for (t, v) in wv.iter_mut().enumerate() {
+            *v = _mm256_loadu_si256(w.add((t * k2 + kk) * 16) as *const __m256i);
+        }
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let av = _mm256_set1_epi32(pairs.add(r * k2 + kk).read_unaligned());
+            for t in 0..T {
+                acc_r[t] = _mm256_add_epi32(acc_r[t], _mm256_madd_epi16(av, wv[t]));
+            }
+        }
+    }
+    store_tile(p, &acc, sums, m0, span, v0, out);
+}
+
+/// Rows `r0..r1` (r0 a multiple of R) into `output` (those rows) with AVX-VNNI `vpdpbusd`
+/// on the 8-bit weights (two 256-bit halves of each 16-channel block).
+///
+/// Safety: AVX2, FMA and AVX-VNNI.
+#[target_feature(enable = "avx2,fma,avxvnni")]
+unsafe fn gemm_vnni<O: Elem8>(
+    p: &PackedGemm,
+    a: &[u8],
+    sums: &[f32],
+    r0: usize,
+    r1: usize,
+    output: &mut [O],
+) {
+    let tiles_end = r1.div_ceil(R) * R;
+    assert!(r0.is_multiple_of(R) && a.len() >= tiles_end * p.k && sums.len() >= tiles_end);
+    assert!(output.len() == (r1 - r0) * p.n);
+    let vectors = p.n.div_ceil(8);
+    let mut v0 = 0;
+    while v0 < vectors {
+        let vs = (vectors - v0).min(V);
+        for m0 in (r0..tiles_end).step_by(R) {
+            let span = (r0, r1);
+            match vs {
+                3 => tile_vnni::<3, O>(p, a, sums, m0, span, v0, output),
+                2 => tile_vnni::<2, O>(p, a, sums, m0, span, v0, output),
+                _ => tile_vnni::<1, O>(p, a, sums, m0, span, v0, output),
+            }
+        }
+        v0 += vs;
+    }
+}
+
+/// One tile of [`gemm_vnni`]: rows `m0..m0 + R`, 8-channel vectors `v0..v0 + T`.
+#[inline]
+#[target_feature(enable = "avx2,fma,avxvnni")]
+unsafe fn tile_vnni<const T: usize, O: Elem8>(
+    p: &PackedGemm,
+    a: &[u8],
+    sums: &[f32],
+    m0: usize,
+    span: (usize, usize),
+    v0: usize,
+    out: &mut [O],
+) {
+    let k4 = p.k / 4;
+    let mut acc = [[_mm256_setzero_si256(); T]; R];
+    let rows = a.as_ptr().add(m0 * p.k);
+    let w: [*const i8; T] = std::array::from_fn(|t| {
+        let v = v0 + t;
+        p.weights.as_ptr().add((v / 2) * k4 * 64 + (v % 2) * 32)
+    });
+    for kk in 0..k4 {
+        let mut wv = [_mm256_setzero_si256(); T];
+        for (t, v) in wv.iter_mut().enumerate() {
+            *v = _mm256_loadu_si256(w[t].add(kk * 64) as *const __m256i);
+        }
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let px = (rows.add(r * p.k + kk * 4) as *const i32).read_unaligned();
+            let av = _mm256_set1_epi32(px);
+            for t in 0..T {
+                acc_r[t] = _mm256_dpbusd_avx_epi32(acc_r[t], av, wv[t]);
+            }
+        }
+    }
+    store_tile(p, &acc, sums, m0, span, v0, out);
+}
+
+/// The float epilogue of a tile, lane for lane the portable one: `dot * mult + (sum(a) *
+/// sum_mult + offset)` with fused multiply-adds, clamp, then f32 or quantized 8-bit out.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_tile<const T: usize, O: Elem8>(
+    p: &PackedGemm,
+    acc: &[[__m256i; T]; R],
+    sums: &[f32],
+    m0: usize,
+    (first, end): (usize, usize),
+    v0: usize,
+    out: &mut [O],
+) {
+    let (lo, hi) = (_mm256_set1_ps(p.lo), _mm256_set1_ps(p.hi));
+    let (inv, zp) = p.out_params();
+    let (inv, zp) = (_mm256_set1_ps(inv), _mm256_set1_ps(zp));
+    for t in 0..T {
+        let col = (v0 + t) * 8;
+        let mult = _mm256_loadu_ps(p.mult.as_ptr().add(col));
+        let sum_mult = _mm256_loadu_ps(p.sum_mult.as_ptr().add(col));
+        let offset = _mm256_loadu_ps(p.offset.as_ptr().add(col));
+        let valid = (p.n - col).min(8);
+        for (r, acc_r) in acc.iter().enumerate() {
+            let row = m0 + r;
+            if row >= end {
+                break;
+            }
+            let base = _mm256_fmadd_ps(_mm256_set1_ps(sums[row]), sum_mult, offset);
+            let v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc_r[t]), mult, base);
+            let y = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+            O::store(
+                out.as_mut_ptr().add((row - first) * p.n + col),
+                valid,
+                y,
+                inv,
+                zp,
+            );
+        }
+    }
+}
+
+/// 3x3 depthwise rows `oy0..oy1` of one image: per output row and 8-channel block the nine
+/// weight vectors stay in registers while the row's pixels stream past, interior pixels skip
+/// edge checks; 8-bit input is dequantized on load, 8-bit output quantized on store. The same
+/// operations in the same order as the AVX-512 kernel, so the same results; channels past the
+/// last whole block take the same steps one at a time.
+///
+/// Safety: AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn depthwise_3x3<I: Elem8, O: Elem8>(
+    dw: &Depthwise,
+    input: &[I],
+    oy0: usize,
+    oy1: usize,
+    output: &mut [O],
+) {
+    let (ih, iw) = dw.in_hw;
+    let (oh, ow) = dw.out_hw;
+    let (sh, sw) = dw.stride;
+    let (pt, pl) = dw.pad_before;
+    let c = dw.channels;
+    assert!(dw.kernel_hw == (3, 3));
+    assert!(oy0 <= oy1 && oy1 <= oh);
+    assert!(input.len() == ih * iw * c && output.len() == (oy1 - oy0) * ow * c);
+    assert!(dw.kernel.len() == 9 * c && dw.bias.len() == c);
+    let (lo_s, hi_s) = dw.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+    let (lo, hi) = (_mm256_set1_ps(lo_s), _mm256_set1_ps(hi_s));
+    let unit = TensorQuant {
+        scale: 1.0,
+        zero_point: 0,
+    };
+    let deq = dw.input_quant.unwrap_or(unit);
+    let (scale_s, offset_s) = (deq.scale, -(deq.zero_point as f32) * deq.scale);
+    let (scale, offset) = (_mm256_set1_ps(scale_s), _mm256_set1_ps(offset_s));
+    let q = dw.output_quant.unwrap_or(unit);
+    let (inv_s, zp_s) = (1.0 / q.scale, q.zero_point as f32);
+    let (inv, zp) = (_mm256_set1_ps(inv_s), _mm256_set1_ps(zp_s));
+    let (x, w, y) = (input.as_ptr(), dw.kernel.as_ptr(), output.as_mut_ptr());
+    let whole = c / 8 * 8;
+    for oy in oy0..oy1 {
+        // Input rows of the three kernel rows, None where they fall in the padding.
+        let rows: [Option<usize>; 3] = std::array::from_fn(|ky| {
+            let iy = oy * sh + ky;
+            (iy >= pt && iy - pt < ih).then(|| iy - pt)
+        });
+        // The taps of output column ox inside the image: (input offset, tap index).
+        let taps = |ox: usize| {
+            let left = ox * sw;
+            rows.iter().enumerate().flat_map(move |(ky, row)| {
+                (0..3).filter_map(move |kx| {
+                    let iy = (*row)?;
+                    let ixp = left + kx;
+                    (ixp >= pl && ixp - pl < iw).then(|| ((iy * iw + ixp - pl) * c, ky * 3 + kx))
+                })
+            })
+        };
+        for ch in (0..whole).step_by(8) {
+            let wv: [__m256; 9] = std::array::from_fn(|t| _mm256_loadu_ps(w.add(t * c + ch)));
+            let bias = _mm256_loadu_ps(dw.bias.as_ptr().add(ch));
+            for ox in 0..ow {
+                let mut acc = bias;
+                let left = ox * sw;
+                if left >= pl && left - pl + 2 < iw {
+                    let ix = left - pl;
+                    for (ky, row) in rows.iter().enumerate() {
+                        if let Some(iy) = *row {
+                            let p = x.add((iy * iw + ix) * c + ch);
+                            acc = _mm256_fmadd_ps(I::load(p, scale, offset), wv[ky * 3], acc);
+                            let p = p.add(c);
+                            acc = _mm256_fmadd_ps(I::load(p, scale, offset), wv[ky * 3 + 1], acc);
+                            let p = p.add(c);
+                            acc = _mm256_fmadd_ps(I::load(p, scale, offset), wv[ky * 3 + 2], acc);
+                        }
+                    }
+                } else {
+                    for (x0, t) in taps(ox) {
+                        let p = x.add(x0 + ch);
+                        acc = _mm256_fmadd_ps(I::load(p, scale, offset), wv[t], acc);
+                    }
+                }
+                let v = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
+                O::store(y.add(((oy - oy0) * ow + ox) * c + ch), 8, v, inv, zp);
+            }
+        }
+        for ch in whole..c {
+            for ox in 0..ow {
+                let mut acc = dw.bias[ch];
+                for (x0, t) in taps(ox) {
+                    let v = input[x0 + ch].load_one(scale_s, offset_s);
+                    acc = v.mul_add(dw.kernel[t * c + ch], acc);
+                }
+                let v = acc.max(lo_s).min(hi_s);
+                output[((oy - oy0) * ow + ox) * c + ch] = O::from_f32(v, inv_s, zp_s);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inference::kernels::KernelSet;
+    use std::sync::Arc;
+
+    /// Where both run, the AVX2 3x3 kernel writes the AVX-512 kernel's bytes and floats.
+    #[test]
+    fn depthwise_3x3_matches_the_avx512_kernel() {
+        let (avx2, avx512) = (
+            KernelSet::for_isa(Isa::Avx2).expect("this test needs AVX2"),
+            KernelSet::for_isa(Isa::Avx512Vnni).expect("this test needs AVX-512 VNNI"),
+        );
+        let (a, b) = (avx2.depthwise_3x3.unwrap(), avx512.depthwise_3x3.unwrap());
+        for ((ih, iw, c), stride) in [((9, 7, 33), 2), ((12, 10, 96), 1), ((5, 6, 13), 1)] {
+            let (oh, pt) = Depthwise::geometry(ih, 3, stride, true);
+            let (ow, pl) = Depthwise::geometry(iw, 3, stride, true);
+            let dw = Depthwise {
+                in_hw: (ih, iw),
+                out_hw: (oh, ow),
+                channels: c,
+                kernel_hw: (3, 3),
+                stride: (stride, stride),
+                pad_before: (pt, pl),
+                kernel: Arc::new(
+                    (0..9 * c)
+                        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
+                        .collect(),
+                ),
+                bias: Arc::new((0..c).map(|i| i as f32 / 10.0 - 0.5).collect()),
+                clamp: Some((0.0, 6.0)),
+                input_quant: Some(TensorQuant {
+                    scale: 0.05,
+                    zero_point: 7,
+                }),
+                output_quant: Some(TensorQuant {
+                    scale: 6.0 / 255.0,
+                    zero_point: 0,
+                }),
+            };
+            let q: Vec<u8> = (0..ih * iw * c).map(|i| (i * 37 % 256) as u8).collect();
+            let x: Vec<f32> = q.iter().map(|&v| v as f32 * 0.01 - 0.3).collect();
+            let len = oh * ow * c;
+            let (mut y1, mut y2) = (vec![0u8; len], vec![1u8; len]);
+            (a.u8_u8)(&dw, &q, 0, oh, &mut y1);
+            (b.u8_u8)(&dw, &q, 0, oh, &mut y2);
+            assert_eq!(y1, y2, "{ih}x{iw}x{c} 8-bit");
+            let (mut f1, mut f2) = (vec![0f32; len], vec![1f32; len]);
+            (a.f32_f32)(&dw, &x, 0, oh, &mut f1);
+            (b.f32_f32)(&dw, &x, 0, oh, &mut f2);
+            assert_eq!(f1, f2, "{ih}x{iw}x{c} f32");
+        }
+    }
+}

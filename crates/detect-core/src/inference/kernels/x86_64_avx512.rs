@@ -1,0 +1,400 @@
+//! AVX-512 kernels (F, BW, VL and VNNI): the 8-bit GEMM on `vpdpbusd` (64 8-bit
+//! multiply-adds per instruction), the depthwise convolutions, and the 16-lane 8-bit loads and
+//! stores they share. Reached only through [`SET`], which is handed out only on CPUs that run
+//! it: that is what the safe wrappers' `unsafe` blocks rely on.
+
+use std::arch::x86_64::*;
+
+use super::depthwise::Depthwise;
+use super::gemm::{PackedGemm, MR};
+use super::{Depthwise3x3, Isa, KernelSet};
+use crate::model::TensorQuant;
+
+/// 16-channel blocks per GEMM tile: 8 rows x 3 blocks of accumulators, 3 weight vectors and a
+/// broadcast fit the 32 vector registers.
+const NB: usize = 3;
+
+pub static SET: KernelSet = KernelSet {
+    isa: Isa::Avx512Vnni,
+    int8_convs: true,
+    wide_weights: false,
+    gemm_f32: gemm::<f32>,
+    gemm_u8: gemm::<u8>,
+    quantize,
+    depthwise,
+    depthwise_3x3: Some(Depthwise3x3 {
+        f32_f32: depthwise_3x3_rows::<f32, f32>,
+        f32_u8: depthwise_3x3_rows::<f32, u8>,
+        u8_f32: depthwise_3x3_rows::<u8, f32>,
+        u8_u8: depthwise_3x3_rows::<u8, u8>,
+    }),
+};
+
+// The safe entry points of the table. Safety of each `unsafe` block: `SET` is only handed out
+// on CPUs with AVX-512 F, BW, VL and VNNI (`KernelSet::for_isa`); the callee checks its slice
+// lengths with assertions.
+
+fn gemm<O: Elem>(p: &PackedGemm, a: &[u8], sums: &[f32], r0: usize, r1: usize, out: &mut [O]) {
+    unsafe { gemm_vnni(p, a, sums, r0, r1, out) }
+}
+
+fn quantize(x: &[f32], inv: f32, zp: f32, out: &mut [u8]) -> usize {
+    unsafe { quantize_whole_vectors(x, inv, zp, out) }
+}
+
+fn depthwise(dw: &Depthwise, input: &[f32], output: &mut [f32]) {
+    unsafe { depthwise_image_avx512(dw, input, output) }
+}
+
+fn depthwise_3x3_rows<I: Elem, O: Elem>(
+    dw: &Depthwise,
+    input: &[I],
+    oy0: usize,
+    oy1: usize,
+    output: &mut [O],
+) {
+    unsafe { depthwise_3x3(dw, input, oy0, oy1, output) }
+}
+
+/// Quantize the first `x.len() / 16 * 16` values into `out` with [`Elem::store`]; returns
+/// how many.
+///
+/// Safety: AVX-512 F, BW and VL; `out` at least as long as `x`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn quantize_whole_vectors(x: &[f32], inv: f32, zp: f32, out: &mut [u8]) -> usize {
+    assert!(out.len() >= x.len());
+    let (inv, zp) = (_mm512_set1_ps(inv), _mm512_set1_ps(zp));
+    let whole = x.len() / 16 * 16;
+    for i in (0..whole).step_by(16) {
+        let v = _mm512_loadu_ps(x.as_ptr().add(i));
+        u8::store(out.as_mut_ptr().add(i), 0xffff, v, inv, zp);
+    }
+    whole
+}
+
+/// 16 lanes of an element type, to and from f32 vectors.
+pub trait Elem: Copy + Send + Sync + 'static {
+    /// Load up to 16 values (lanes outside `m` are 0) as f32; 8-bit values are dequantized
+    /// as `q * scale + offset` (`offset = -zero_point * scale`).
+    ///
+    /// Safety: AVX-512 F, BW and VL; `p` valid for the lanes in `m`.
+    unsafe fn load(p: *const Self, m: __mmask16, scale: __m512, offset: __m512) -> __m512;
+
+    /// Store the lanes in `m`; 8-bit values are quantized as `round(v * inv + zero_point)`
+    /// clamped to 0..=255.
+    ///
+    /// Safety: AVX-512 F, BW and VL; `p` valid for the lanes in `m`.
+    unsafe fn store(p: *mut Self, m: __mmask16, v: __m512, inv: __m512, zero_point: __m512);
+}
+
+impl Elem for f32 {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn load(p: *const f32, m: __mmask16, _: __m512, _: __m512) -> __m512 {
+        _mm512_maskz_loadu_ps(m, p)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn store(p: *mut f32, m: __mmask16, v: __m512, _: __m512, _: __m512) {
+        _mm512_mask_storeu_ps(p, m, v)
+    }
+}
+
+impl Elem for u8 {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn load(p: *const u8, m: __mmask16, scale: __m512, offset: __m512) -> __m512 {
+        let q = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p as *const i8));
+        _mm512_fmadd_ps(_mm512_cvtepi32_ps(q), scale, offset)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn store(p: *mut u8, m: __mmask16, v: __m512, inv: __m512, zero_point: __m512) {
+        // max(x, 0) returns 0 for NaN (the second operand), as `quantize` does.
+        let v = _mm512_fmadd_ps(v, inv, zero_point);
+        let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0));
+        _mm512_mask_cvtepi32_storeu_epi8(p as *mut i8, m, _mm512_cvtps_epi32(v))
+    }
+}
+
+/// Rows `r0..r1` (r0 a multiple of MR) into `output` (those rows).
+///
+/// Safety: the CPU must have AVX-512 F, BW, VL and VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn gemm_vnni<O: Elem>(
+    p: &PackedGemm,
+    a: &[u8],
+    sums: &[f32],
+    r0: usize,
+    r1: usize,
+    output: &mut [O],
+) {
+    let tiles_end = r1.div_ceil(MR) * MR;
+    // Whole tiles are read (the row buffer is padded to them); only rows < r1 are stored.
+    assert!(r0.is_multiple_of(MR) && a.len() >= tiles_end * p.k && sums.len() >= tiles_end);
+    assert!(output.len() == (r1 - r0) * p.n);
+    let mut b0 = 0;
+    while b0 < p.n_blocks {
+        let blocks = (p.n_blocks - b0).min(NB);
+        for m0 in (r0..tiles_end).step_by(MR) {
+            match blocks {
+                3 => tile::<3, O>(p, a, sums, m0, (r0, r1), b0, output),
+                2 => tile::<2, O>(p, a, sums, m0, (r0, r1), b0, output),
+                _ => tile::<1, O>(p, a, sums, m0, (r0, r1), b0, output),
+            }
+        }
+        b0 += blocks;
+    }
+}
+
+/// One tile: rows `m0..m0 + MR` (stored if below `rows.1`, at `row - rows.0` in `out`),
+/// channel blocks `b0..b0 + T`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn tile<const T: usize, O: Elem>(
+    p: &PackedGemm,
+    a: &[u8],
+    sums: &[f32],
+    m0: usize,
+    (first, end): (usize, usize),
+    b0: usize,
+    out: &mut [O],
+) {
+    let k4 = p.k / 4;
+    let mut acc = [[_mm512_setzero_si512(); T]; MR];
+    let rows = a.as_ptr().add(m0 * p.k);
+    let w = p.weights.as_ptr().add(b0 * k4 * 64);
+    for kk in 0..k4 {
+        let mut wv = [_mm512_setzero_si512(); T];
+        for (t, v) in wv.iter_mut().enumerate() {
+            *v = _mm512_loadu_si512(w.add((t * k4 + kk) * 64) as *const _);
+        }
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let px = (rows.add(r * p.k + kk * 4) as *const i32).read_unaligned();
+            let av = _mm512_set1_epi32(px);
+            for t in 0..T {
+                acc_r[t] = _mm512_dpbusd_epi32(acc_r[t], av, wv[t]);
+            }
+        }
+    }
+    let (lo, hi) = (_mm512_set1_ps(p.lo), _mm512_set1_ps(p.hi));
+    let (inv, zp) = p.out_params();
+    let (inv, zp) = (_mm512_set1_ps(inv), _mm512_set1_ps(zp));
+    for t in 0..T {
+        let col = (b0 + t) * 16;
+        let mult = _mm512_loadu_ps(p.mult.as_ptr().add(col));
+        let sum_mult = _mm512_loadu_ps(p.sum_mult.as_ptr().add(col));
+        let offset = _mm512_loadu_ps(p.offset.as_ptr().add(col));
+        let valid = (p.n - col).min(16);
+        let mask: __mmask16 = if valid == 16 {
+            0xffff
+        } else {
+            (1u16 << valid) - 1
+        };
+        for (r, acc_r) in acc.iter().enumerate() {
+            let row = m0 + r;
+            if row >= end {
+                break;
+            }
+            let base = _mm512_fmadd_ps(_mm512_set1_ps(sums[row]), sum_mult, offset);
+            let v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc_r[t]), mult, base);
+            let y = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+            O::store(
+                out.as_mut_ptr().add((row - first) * p.n + col),
+                mask,
+                y,
+                inv,
+                zp,
+            );
+        }
+    }
+}
+
+/// 3x3 kernels with AVX-512: per output row and 16-channel block, the nine weight vectors
+/// stay in registers while the row's pixels stream past; interior pixels skip edge checks.
+/// Input and output are f32 or 8-bit (dequantized on load, quantized on store).
+///
+/// Safety: the CPU must have AVX-512 F, BW and VL; `input` must be one image, `output`
+/// its rows `oy0..oy1`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn depthwise_3x3<I: Elem, O: Elem>(
+    dw: &Depthwise,
+    input: &[I],
+    oy0: usize,
+    oy1: usize,
+    output: &mut [O],
+) {
+    let (ih, iw) = dw.in_hw;
+    let (oh, ow) = dw.out_hw;
+    let (sh, sw) = dw.stride;
+    let (pt, pl) = dw.pad_before;
+    let c = dw.channels;
+    assert!(dw.kernel_hw == (3, 3));
+    assert!(oy0 <= oy1 && oy1 <= oh);
+    assert!(input.len() == ih * iw * c && output.len() == (oy1 - oy0) * ow * c);
+    assert!(dw.kernel.len() == 9 * c && dw.bias.len() == c);
+    let (lo, hi) = dw.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+    let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+    let deq = dw.input_quant.unwrap_or(TensorQuant {
+        scale: 1.0,
+        zero_point: 0,
+    });
+    let (scale, offset) = (
+        _mm512_set1_ps(deq.scale),
+        _mm512_set1_ps(-(deq.zero_point as f32) * deq.scale),
+    );
+    let q = dw.output_quant.unwrap_or(TensorQuant {
+        scale: 1.0,
+        zero_point: 0,
+    });
+    let (inv, zp) = (
+        _mm512_set1_ps(1.0 / q.scale),
+        _mm512_set1_ps(q.zero_point as f32),
+    );
+    let (x, w, b, y) = (
+        input.as_ptr(),
+        dw.kernel.as_ptr(),
+        dw.bias.as_ptr(),
+        output.as_mut_ptr(),
+    );
+    let load = |p: *const I, m| I::load(p, m, scale, offset);
+    for oy in oy0..oy1 {
+        // Input rows of the three kernel rows, None where they fall in the padding.
+        let rows: [Option<usize>; 3] = std::array::from_fn(|ky| {
+            let iy = oy * sh + ky;
+            (iy >= pt && iy - pt < ih).then(|| iy - pt)
+        });
+        for ch in (0..c).step_by(16) {
+            let m: __mmask16 = if ch + 16 <= c {
+                0xffff
+            } else {
+                ((1u32 << (c - ch)) - 1) as u16
+            };
+            let wv: [__m512; 9] =
+                std::array::from_fn(|t| _mm512_maskz_loadu_ps(m, w.add(t * c + ch)));
+            let bias = _mm512_maskz_loadu_ps(m, b.add(ch));
+            for ox in 0..ow {
+                let mut acc = bias;
+                let left = ox * sw;
+                if left >= pl && left - pl + 2 < iw {
+                    let ix = left - pl;
+                    for (ky, row) in rows.iter().enumerate() {
+                        if let Some(iy) = *row {
+                            let p = x.add((iy * iw + ix) * c + ch);
+                            acc = _mm512_fmadd_ps(load(p, m), wv[ky * 3], acc);
+                            let p = p.add(c);
+                            acc = _mm512_fmadd_ps(load(p, m), wv[ky * 3 + 1], acc);
+                            let p = p.add(c);
+                            acc = _mm512_fmadd_ps(load(p, m), wv[ky * 3 + 2], acc);
+                        }
+                    }
+                } else {
+                    for (ky, row) in rows.iter().enumerate() {
+                        let Some(iy) = *row else { continue };
+                        for kx in 0..3 {
+                            let ixp = left + kx;
+                            if ixp < pl || ixp - pl >= iw {
+                                continue;
+                            }
+                            let p = x.add((iy * iw + ixp - pl) * c + ch);
+                            acc = _mm512_fmadd_ps(load(p, m), wv[ky * 3 + kx], acc);
+                        }
+                    }
+                }
+                let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
+                O::store(y.add(((oy - oy0) * ow + ox) * c + ch), m, v, inv, zp);
+            }
+        }
+    }
+}
+
+/// The portable depthwise kernel with AVX-512 intrinsics: one register per 16 channels,
+/// fused multiply-adds.
+///
+/// Safety: the CPU must have AVX-512 F; `input` and `output` must be one image each.
+#[target_feature(enable = "avx512f")]
+unsafe fn depthwise_image_avx512(dw: &Depthwise, input: &[f32], output: &mut [f32]) {
+    let (ih, iw) = dw.in_hw;
+    let (oh, ow) = dw.out_hw;
+    let (kh, kw) = dw.kernel_hw;
+    let c = dw.channels;
+    assert!(input.len() == ih * iw * c && output.len() == oh * ow * c);
+    let (lo, hi) = dw.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+    let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+    let whole = c / 16 * 16;
+    let mask: __mmask16 = ((1u32 << (c - whole)) - 1) as u16;
+    let (x, w, b) = (input.as_ptr(), dw.kernel.as_ptr(), dw.bias.as_ptr());
+    let mut taps: Vec<(usize, usize)> = Vec::with_capacity(kh * kw);
+    for oy in 0..oh {
+        for ox in 0..ow {
+            dw.taps(oy, ox, &mut taps);
+            let out = output.as_mut_ptr().add((oy * ow + ox) * c);
+            // Every offset below is a tap inside the image plus a channel below c.
+            for ch in (0..whole).step_by(16) {
+                let mut acc = _mm512_loadu_ps(b.add(ch));
+                for &(x0, w0) in &taps {
+                    let xv = _mm512_loadu_ps(x.add(x0 + ch));
+                    acc = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w.add(w0 + ch)), acc);
+                }
+                let y = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
+                _mm512_storeu_ps(out.add(ch), y);
+            }
+            if whole < c {
+                let mut acc = _mm512_maskz_loadu_ps(mask, b.add(whole));
+                for &(x0, w0) in &taps {
+                    let xv = _mm512_maskz_loadu_ps(mask, x.add(x0 + whole));
+                    let wv = _mm512_maskz_loadu_ps(mask, w.add(w0 + whole));
+                    acc = _mm512_fmadd_ps(xv, wv, acc);
+                }
+                let y = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
+                _mm512_mask_storeu_ps(out.add(whole), mask, y);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn vector_loads_and_stores_match_the_scalar_rule() {
+        use super::*;
+        use crate::inference::kernels::quant::{dequantize, quantize_slice};
+        use crate::inference::kernels::{Isa, KernelSet};
+        use crate::model::TensorQuant;
+        // Fails, not skips, on a CPU without the set: run it where the set runs.
+        KernelSet::for_isa(Isa::Avx512Vnni).expect("this test needs AVX-512 VNNI");
+        let q = TensorQuant {
+            scale: 0.023,
+            zero_point: 131,
+        };
+        let x: Vec<f32> = (0..16).map(|i| (i as f32 - 6.0) * 0.41).collect();
+        let mut want = [0u8; 16];
+        quantize_slice(&SET, &x, q, &mut want);
+        let mut got = [0u8; 16];
+        let mut back = [0f32; 16];
+        // Safety: the CPU has the features (checked above); 16 lanes fit the arrays, 13 stored.
+        unsafe {
+            let v = _mm512_loadu_ps(x.as_ptr());
+            let (inv, zp) = (
+                _mm512_set1_ps(1.0 / q.scale),
+                _mm512_set1_ps(q.zero_point as f32),
+            );
+            u8::store(got.as_mut_ptr(), 0x1fff, v, inv, zp);
+            let (s, off) = (
+                _mm512_set1_ps(q.scale),
+                _mm512_set1_ps(-(q.zero_point as f32) * q.scale),
+            );
+            let d = u8::load(want.as_ptr(), 0xffff, s, off);
+            f32::store(back.as_mut_ptr(), 0xffff, d, inv, zp);
+        }
+        assert_eq!(got[..13], want[..13]);
+        assert_eq!(
+            got[13..],
+            [0, 0, 0],
+            "lanes outside the mask are not written"
+        );
+        assert_eq!(back.to_vec(), dequantize(&want, q));
+    }
+}
