@@ -30,7 +30,7 @@ pub const CONTENT_TYPES: &[Option<&str>] = &[
     Some("text/plain"),
 ];
 
-/// Error statuses `parse_detect_request` may answer (module docs of request.rs).
+/// Error statuses `parse_detect_request` may answer (module docs of src/request/mod.rs).
 const PARSE_STATUSES: &[u16] = &[400, 413, 415, 422];
 /// Error messages echo parts of the input only clipped; none should come near this.
 const MAX_MESSAGE_BYTES: usize = 4096;
