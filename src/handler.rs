@@ -12,11 +12,13 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::errors::image_status;
+use crate::events::Event;
 use crate::request::{
     parse_detect_request, route, ApiError, ImageSource, RequestLimits, Route, MAX_S3_KEY_BYTES,
 };
 use crate::s3::{
-    decode_key, is_image_key, S3Error, S3Event, S3Store, SourceObject, DEFAULT_MAX_OBJECT_BYTES,
+    decode_key, is_image_key, ObjectStore, S3Error, S3Event, S3EventRecord, S3Store, SourceObject,
+    DEFAULT_MAX_OBJECT_BYTES,
 };
 use detect_core::detector::{Detector, DetectorConfig};
 use detect_core::model::ModelSource;
@@ -131,7 +133,7 @@ pub struct RecordOutcome {
 
 pub struct App {
     detector: Arc<Detector>,
-    s3: Option<S3Store>,
+    s3: Option<Arc<dyn ObjectStore>>,
     config: AppConfig,
     init_ms: f64,
     invoked: AtomicBool,
@@ -140,7 +142,7 @@ pub struct App {
 impl App {
     pub fn new(
         detector: Arc<Detector>,
-        s3: Option<S3Store>,
+        s3: Option<Arc<dyn ObjectStore>>,
         config: AppConfig,
         init_ms: f64,
     ) -> Self {
@@ -182,7 +184,12 @@ impl App {
             model = %detector.info().name,
             "initialized"
         );
-        Ok(App::new(Arc::new(detector), Some(s3), config, init_ms))
+        Ok(App::new(
+            Arc::new(detector),
+            Some(Arc::new(s3)),
+            config,
+            init_ms,
+        ))
     }
 
     pub fn init_ms(&self) -> f64 {
@@ -372,31 +379,27 @@ impl App {
 
     /// The S3 client for an HTTP caller's reference, if the bucket is in the allow-list and
     /// the key under the input prefix; else the per-image error (no S3 call is made).
-    fn s3_for(&self, bucket: &str, key: &str) -> Result<&S3Store, S3Error> {
+    fn s3_for(&self, bucket: &str, key: &str) -> Result<&Arc<dyn ObjectStore>, S3Error> {
         if !self.config.allowed_buckets.iter().any(|b| b == bucket) {
-            return Err(S3Error {
-                status: 403,
-                message: format!(
-                    "bucket {bucket:?} is not in this function's allow-list (ALLOWED_BUCKETS)"
-                ),
-                transient: false,
-            });
+            return Err(S3Error::new(
+                403,
+                format!("bucket {bucket:?} is not in this function's allow-list (ALLOWED_BUCKETS)"),
+                false,
+            ));
         }
         if !self.in_input_prefix(key) {
-            return Err(S3Error {
-                status: 403,
-                message: format!(
+            return Err(S3Error::new(
+                403,
+                format!(
                     "key {key:?} is outside the input prefix {:?} (INPUT_PREFIX) this function may read",
                     self.config.input_prefix.as_deref().unwrap_or_default()
                 ),
-                transient: false,
-            });
+                false,
+            ));
         }
-        self.s3.as_ref().ok_or_else(|| S3Error {
-            status: 501,
-            message: "S3 is not configured for this function".into(),
-            transient: false,
-        })
+        self.s3
+            .as_ref()
+            .ok_or_else(|| S3Error::new(501, "S3 is not configured for this function", false))
     }
 
     /// Is `key` under `INPUT_PREFIX` (always true when it is unset)? A plain string prefix:
@@ -468,9 +471,9 @@ impl App {
         }
     }
 
-    async fn process_record(&self, record: super::s3::S3EventRecord) -> RecordOutcome {
-        let bucket = record.s3.bucket.name.clone();
-        let raw_key = record.s3.object.key.clone();
+    async fn process_record(&self, record: S3EventRecord) -> RecordOutcome {
+        let bucket = record.s3.bucket.name.clone().unwrap_or_default();
+        let raw_key = record.s3.object.key.clone().unwrap_or_default();
         let mut outcome = RecordOutcome {
             bucket: bucket.clone(),
             key: raw_key.clone(),
@@ -572,6 +575,20 @@ impl App {
         }
     }
 
+    /// A non-HTTP event, by kind (the kinds are recognised in [`Event::parse`]).
+    pub async fn handle_event(
+        &self,
+        event: Event,
+        request_id: &str,
+    ) -> Result<lambda_http::Response<lambda_http::Body>, lambda_http::Error> {
+        match event {
+            Event::S3(event) => match self.handle_s3_event(event, request_id).await {
+                Ok(body) => Ok(json_response(200, &body)),
+                Err(body) => Err(format!("some S3 records failed: {body}").into()),
+            },
+        }
+    }
+
     /// lambda_http glue: unpack the event, dispatch, pack the reply.
     pub async fn handle(
         &self,
@@ -584,20 +601,8 @@ impl App {
             .map(|c| c.request_id.clone())
             .unwrap_or_default();
         if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
-            let event: Value = serde_json::from_slice(req.body().as_ref())
-                .map_err(|e| format!("the event is not JSON: {e}"))?;
-            if !super::s3::is_s3_event(&event) {
-                return Err(
-                    "unsupported event: expected an HTTP request or an S3 event notification"
-                        .into(),
-                );
-            }
-            let event: S3Event =
-                serde_json::from_value(event).map_err(|e| format!("malformed S3 event: {e}"))?;
-            return match self.handle_s3_event(event, &request_id).await {
-                Ok(body) => Ok(json_response(200, &body)),
-                Err(body) => Err(format!("some S3 records failed: {body}").into()),
-            };
+            let event = Event::parse(req.body().as_ref())?;
+            return self.handle_event(event, &request_id).await;
         }
         let content_type = req
             .headers()
