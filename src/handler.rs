@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::errors::image_status;
 use crate::events::Event;
+use crate::metrics::InvocationMetrics;
 use crate::request::{
     parse_detect_request, route, ApiError, ImageSource, RequestLimits, Route, MAX_S3_KEY_BYTES,
 };
@@ -348,12 +349,13 @@ impl App {
             cold_start,
             "detect"
         );
-        emit_metrics(
-            summary.images,
-            summary.failed,
-            summary.avg_inference_ms,
-            summary.total_ms,
-        );
+        InvocationMetrics {
+            images: summary.images,
+            failed: summary.failed,
+            inference_ms: summary.avg_inference_ms,
+            total_ms: summary.total_ms,
+        }
+        .emit();
         let mut body = json!({
             "results": results,
             "summary": summary,
@@ -562,17 +564,27 @@ impl App {
         if let Err(e) = s3.put_json(&result_bucket, &result_key, body).await {
             return fail(e.message);
         }
-        emit_metrics(
-            1,
-            usize::from(!stored.result.ok()),
-            stored.result.timings_ms.inference,
-            stored.result.timings_ms.total,
-        );
+        InvocationMetrics {
+            images: 1,
+            failed: usize::from(!stored.result.ok()),
+            inference_ms: stored.result.timings_ms.inference,
+            total_ms: stored.result.timings_ms.total,
+        }
+        .emit();
         RecordOutcome {
             outcome: "written",
             result_key: Some(result_key),
             ..outcome
         }
+    }
+
+    /// Serve invocations until the runtime stops.
+    pub async fn serve(self: Arc<Self>) -> Result<(), lambda_http::Error> {
+        lambda_http::run(lambda_http::service_fn(move |req| {
+            let app = self.clone();
+            async move { app.handle(req).await }
+        }))
+        .await
     }
 
     /// A non-HTTP event, by kind (the kinds are recognised in [`Event::parse`]).
@@ -660,35 +672,4 @@ fn json_response(status: u16, body: &Value) -> lambda_http::Response<lambda_http
         .header("content-type", "application/json")
         .body(lambda_http::Body::Text(body.to_string()))
         .unwrap_or_else(|_| lambda_http::Response::new(lambda_http::Body::Text(body.to_string())))
-}
-
-/// One CloudWatch Embedded Metric Format line per invocation (stdout, read by CloudWatch Logs).
-fn emit_metrics(images: usize, failed: usize, inference_ms: f64, total_ms: f64) {
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let function =
-        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "detect-lambda".into());
-    let line = json!({
-        "_aws": {
-            "Timestamp": timestamp,
-            "CloudWatchMetrics": [{
-                "Namespace": "lambda-detect",
-                "Dimensions": [["FunctionName"]],
-                "Metrics": [
-                    {"Name": "InferenceMs", "Unit": "Milliseconds"},
-                    {"Name": "TotalMs", "Unit": "Milliseconds"},
-                    {"Name": "Images", "Unit": "Count"},
-                    {"Name": "FailedImages", "Unit": "Count"}
-                ]
-            }]
-        },
-        "FunctionName": function,
-        "InferenceMs": inference_ms,
-        "TotalMs": total_ms,
-        "Images": images,
-        "FailedImages": failed,
-    });
-    println!("{line}");
 }
