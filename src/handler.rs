@@ -12,11 +12,14 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::errors::image_status;
+use crate::events::Event;
+use crate::metrics::InvocationMetrics;
 use crate::request::{
     parse_detect_request, route, ApiError, ImageSource, RequestLimits, Route, MAX_S3_KEY_BYTES,
 };
 use crate::s3::{
-    decode_key, is_image_key, S3Error, S3Event, S3Store, SourceObject, DEFAULT_MAX_OBJECT_BYTES,
+    decode_key, is_image_key, ObjectStore, S3Error, S3Event, S3EventRecord, S3Store, SourceObject,
+    DEFAULT_MAX_OBJECT_BYTES,
 };
 use detect_core::detector::{Detector, DetectorConfig};
 use detect_core::model::ModelSource;
@@ -131,7 +134,7 @@ pub struct RecordOutcome {
 
 pub struct App {
     detector: Arc<Detector>,
-    s3: Option<S3Store>,
+    s3: Option<Arc<dyn ObjectStore>>,
     config: AppConfig,
     init_ms: f64,
     invoked: AtomicBool,
@@ -140,7 +143,7 @@ pub struct App {
 impl App {
     pub fn new(
         detector: Arc<Detector>,
-        s3: Option<S3Store>,
+        s3: Option<Arc<dyn ObjectStore>>,
         config: AppConfig,
         init_ms: f64,
     ) -> Self {
@@ -183,7 +186,12 @@ impl App {
             kernels = %detector.info().kernels,
             "initialized"
         );
-        Ok(App::new(Arc::new(detector), Some(s3), config, init_ms))
+        Ok(App::new(
+            Arc::new(detector),
+            Some(Arc::new(s3)),
+            config,
+            init_ms,
+        ))
     }
 
     pub fn init_ms(&self) -> f64 {
@@ -342,12 +350,13 @@ impl App {
             cold_start,
             "detect"
         );
-        emit_metrics(
-            summary.images,
-            summary.failed,
-            summary.avg_inference_ms,
-            summary.total_ms,
-        );
+        InvocationMetrics {
+            images: summary.images,
+            failed: summary.failed,
+            inference_ms: summary.avg_inference_ms,
+            total_ms: summary.total_ms,
+        }
+        .emit();
         let mut body = json!({
             "results": results,
             "summary": summary,
@@ -373,31 +382,27 @@ impl App {
 
     /// The S3 client for an HTTP caller's reference, if the bucket is in the allow-list and
     /// the key under the input prefix; else the per-image error (no S3 call is made).
-    fn s3_for(&self, bucket: &str, key: &str) -> Result<&S3Store, S3Error> {
+    fn s3_for(&self, bucket: &str, key: &str) -> Result<&Arc<dyn ObjectStore>, S3Error> {
         if !self.config.allowed_buckets.iter().any(|b| b == bucket) {
-            return Err(S3Error {
-                status: 403,
-                message: format!(
-                    "bucket {bucket:?} is not in this function's allow-list (ALLOWED_BUCKETS)"
-                ),
-                transient: false,
-            });
+            return Err(S3Error::new(
+                403,
+                format!("bucket {bucket:?} is not in this function's allow-list (ALLOWED_BUCKETS)"),
+                false,
+            ));
         }
         if !self.in_input_prefix(key) {
-            return Err(S3Error {
-                status: 403,
-                message: format!(
+            return Err(S3Error::new(
+                403,
+                format!(
                     "key {key:?} is outside the input prefix {:?} (INPUT_PREFIX) this function may read",
                     self.config.input_prefix.as_deref().unwrap_or_default()
                 ),
-                transient: false,
-            });
+                false,
+            ));
         }
-        self.s3.as_ref().ok_or_else(|| S3Error {
-            status: 501,
-            message: "S3 is not configured for this function".into(),
-            transient: false,
-        })
+        self.s3
+            .as_ref()
+            .ok_or_else(|| S3Error::new(501, "S3 is not configured for this function", false))
     }
 
     /// Is `key` under `INPUT_PREFIX` (always true when it is unset)? A plain string prefix:
@@ -469,9 +474,9 @@ impl App {
         }
     }
 
-    async fn process_record(&self, record: super::s3::S3EventRecord) -> RecordOutcome {
-        let bucket = record.s3.bucket.name.clone();
-        let raw_key = record.s3.object.key.clone();
+    async fn process_record(&self, record: S3EventRecord) -> RecordOutcome {
+        let bucket = record.s3.bucket.name.clone().unwrap_or_default();
+        let raw_key = record.s3.object.key.clone().unwrap_or_default();
         let mut outcome = RecordOutcome {
             bucket: bucket.clone(),
             key: raw_key.clone(),
@@ -560,16 +565,40 @@ impl App {
         if let Err(e) = s3.put_json(&result_bucket, &result_key, body).await {
             return fail(e.message);
         }
-        emit_metrics(
-            1,
-            usize::from(!stored.result.ok()),
-            stored.result.timings_ms.inference,
-            stored.result.timings_ms.total,
-        );
+        InvocationMetrics {
+            images: 1,
+            failed: usize::from(!stored.result.ok()),
+            inference_ms: stored.result.timings_ms.inference,
+            total_ms: stored.result.timings_ms.total,
+        }
+        .emit();
         RecordOutcome {
             outcome: "written",
             result_key: Some(result_key),
             ..outcome
+        }
+    }
+
+    /// Serve invocations until the runtime stops.
+    pub async fn serve(self: Arc<Self>) -> Result<(), lambda_http::Error> {
+        lambda_http::run(lambda_http::service_fn(move |req| {
+            let app = self.clone();
+            async move { app.handle(req).await }
+        }))
+        .await
+    }
+
+    /// A non-HTTP event, by kind (the kinds are recognised in [`Event::parse`]).
+    pub async fn handle_event(
+        &self,
+        event: Event,
+        request_id: &str,
+    ) -> Result<lambda_http::Response<lambda_http::Body>, lambda_http::Error> {
+        match event {
+            Event::S3(event) => match self.handle_s3_event(event, request_id).await {
+                Ok(body) => Ok(json_response(200, &body)),
+                Err(body) => Err(format!("some S3 records failed: {body}").into()),
+            },
         }
     }
 
@@ -585,20 +614,8 @@ impl App {
             .map(|c| c.request_id.clone())
             .unwrap_or_default();
         if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
-            let event: Value = serde_json::from_slice(req.body().as_ref())
-                .map_err(|e| format!("the event is not JSON: {e}"))?;
-            if !super::s3::is_s3_event(&event) {
-                return Err(
-                    "unsupported event: expected an HTTP request or an S3 event notification"
-                        .into(),
-                );
-            }
-            let event: S3Event =
-                serde_json::from_value(event).map_err(|e| format!("malformed S3 event: {e}"))?;
-            return match self.handle_s3_event(event, &request_id).await {
-                Ok(body) => Ok(json_response(200, &body)),
-                Err(body) => Err(format!("some S3 records failed: {body}").into()),
-            };
+            let event = Event::parse(req.body().as_ref())?;
+            return self.handle_event(event, &request_id).await;
         }
         let content_type = req
             .headers()
@@ -656,35 +673,4 @@ fn json_response(status: u16, body: &Value) -> lambda_http::Response<lambda_http
         .header("content-type", "application/json")
         .body(lambda_http::Body::Text(body.to_string()))
         .unwrap_or_else(|_| lambda_http::Response::new(lambda_http::Body::Text(body.to_string())))
-}
-
-/// One CloudWatch Embedded Metric Format line per invocation (stdout, read by CloudWatch Logs).
-fn emit_metrics(images: usize, failed: usize, inference_ms: f64, total_ms: f64) {
-    let timestamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let function =
-        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "detect-lambda".into());
-    let line = json!({
-        "_aws": {
-            "Timestamp": timestamp,
-            "CloudWatchMetrics": [{
-                "Namespace": "lambda-detect",
-                "Dimensions": [["FunctionName"]],
-                "Metrics": [
-                    {"Name": "InferenceMs", "Unit": "Milliseconds"},
-                    {"Name": "TotalMs", "Unit": "Milliseconds"},
-                    {"Name": "Images", "Unit": "Count"},
-                    {"Name": "FailedImages", "Unit": "Count"}
-                ]
-            }]
-        },
-        "FunctionName": function,
-        "InferenceMs": inference_ms,
-        "TotalMs": total_ms,
-        "Images": images,
-        "FailedImages": failed,
-    });
-    println!("{line}");
 }

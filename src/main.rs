@@ -1,18 +1,15 @@
 //! `detect-lambda`: the AWS Lambda function (HTTP API, function URL, REST API, S3 trigger).
-//! The model is loaded once, before the first invocation; everything else is in
-//! `lambda_detect::handler`.
+//! Sets up logging, loads the model once before the first invocation, then serves; everything
+//! else is in `lambda_detect::handler`.
 
 use std::sync::Arc;
 
-use lambda_detect::{handler::App, logging};
+use lambda_detect::handler::App;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    logging::init();
-    let app = Arc::new(App::from_env().await?);
-    lambda_http::run(lambda_http::service_fn(move |req| {
-        let app = app.clone();
-        async move { app.handle(req).await }
-    }))
-    .await
+    // lambda_runtime's subscriber: AWS_LAMBDA_LOG_LEVEL (else RUST_LOG, else INFO) and
+    // AWS_LAMBDA_LOG_FORMAT (JSON, else text), as Lambda's advanced logging controls set them.
+    lambda_http::tracing::init_default_subscriber();
+    Arc::new(App::from_env().await?).serve().await
 }

@@ -1,8 +1,13 @@
-//! S3: fetching images (with an object size limit), writing results, and reading S3 events.
+//! S3: fetching images (with an object size limit) and writing results behind the small
+//! [`ObjectStore`] trait (so the handler can be tested with an in-memory store), and the
+//! helpers for S3 event records (types from `aws_lambda_events`): key decoding and the
+//! image-key filter.
 //!
 //! The endpoint can be overridden (`S3_ENDPOINT_URL`, path-style addressing) so the same code
 //! talks to AWS and to a local S3 server.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
@@ -39,12 +44,44 @@ pub struct S3Error {
 }
 
 impl S3Error {
-    fn new(status: u16, message: impl Into<String>, transient: bool) -> Self {
+    pub fn new(status: u16, message: impl Into<String>, transient: bool) -> Self {
         S3Error {
             status,
             message: message.into(),
             transient,
         }
+    }
+}
+
+/// What an [`ObjectStore`] call returns: a boxed future, so the trait stays object-safe.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, S3Error>> + Send + 'a>>;
+
+/// The two S3 operations the function needs.
+pub trait ObjectStore: Send + Sync {
+    /// The object's bytes (or a per-image error: missing, denied, too large, S3 down).
+    fn fetch<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        version: Option<&'a str>,
+    ) -> StoreFuture<'a, Vec<u8>>;
+
+    /// Write a JSON document as the whole object.
+    fn put_json<'a>(&'a self, bucket: &'a str, key: &'a str, body: Vec<u8>) -> StoreFuture<'a, ()>;
+}
+
+impl ObjectStore for S3Store {
+    fn fetch<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        version: Option<&'a str>,
+    ) -> StoreFuture<'a, Vec<u8>> {
+        Box::pin(S3Store::fetch(self, bucket, key, version))
+    }
+
+    fn put_json<'a>(&'a self, bucket: &'a str, key: &'a str, body: Vec<u8>) -> StoreFuture<'a, ()> {
+        Box::pin(S3Store::put_json(self, bucket, key, body))
     }
 }
 
@@ -227,44 +264,8 @@ impl S3Store {
     }
 }
 
-/// The part of an S3 event notification the function uses.
-#[derive(Debug, Clone, Deserialize)]
-pub struct S3Event {
-    #[serde(rename = "Records")]
-    pub records: Vec<S3EventRecord>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct S3EventRecord {
-    #[serde(rename = "eventSource", default)]
-    pub event_source: Option<String>,
-    #[serde(rename = "eventName", default)]
-    pub event_name: Option<String>,
-    pub s3: S3Entity,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct S3Entity {
-    pub bucket: S3Bucket,
-    pub object: S3Object,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct S3Bucket {
-    pub name: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct S3Object {
-    /// URL-encoded as S3 sends it (space as `+`).
-    pub key: String,
-    #[serde(default)]
-    pub size: Option<u64>,
-    #[serde(rename = "versionId", default)]
-    pub version_id: Option<String>,
-    #[serde(rename = "eTag", default)]
-    pub e_tag: Option<String>,
-}
+/// S3 event notifications, as the `aws_lambda_events` crate models them.
+pub use aws_lambda_events::s3::{S3Event, S3EventRecord};
 
 /// Where a result came from, written beside the per-image schema in S3 result objects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -331,6 +332,10 @@ mod tests {
         assert!(is_s3_event(&event));
         let parsed: S3Event = serde_json::from_value(event).unwrap();
         assert_eq!(parsed.records.len(), 3);
+        assert_eq!(
+            parsed.records[0].s3.bucket.name.as_deref(),
+            Some("lambda-detect-local")
+        );
         assert!(!is_s3_event(&serde_json::json!({"Records": []})));
         assert!(!is_s3_event(&serde_json::json!({"hello": 1})));
     }

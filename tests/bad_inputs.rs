@@ -751,15 +751,17 @@ fn s3_event_cases() -> Vec<EventCase> {
     ]
 }
 
+/// events/s3-put.json (a real notification's shape) with one record per key.
 fn s3_event(bucket: &str, raw_keys: &[&str]) -> S3Event {
+    let template: Value = serde_json::from_str(include_str!("../events/s3-put.json")).unwrap();
     let records: Vec<Value> = raw_keys
         .iter()
         .map(|key| {
-            json!({
-                "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Put",
-                "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1}}
-            })
+            let mut record = template["Records"][0].clone();
+            record["s3"]["bucket"]["name"] = json!(bucket);
+            record["s3"]["object"]["key"] = json!(key);
+            record["s3"]["object"]["size"] = json!(1);
+            record
         })
         .collect();
     serde_json::from_value(json!({ "Records": records })).unwrap()

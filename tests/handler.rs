@@ -1,14 +1,19 @@
 //! The Lambda handler's logic called directly, without the runtime or AWS.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use detect_core::{Detector, DetectorConfig, ModelSource};
 use lambda_detect::handler::{App, AppConfig};
 use lambda_detect::request::RequestLimits;
-use lambda_detect::s3::S3Event;
+use lambda_detect::s3::{ObjectStore, S3Error, S3Event, StoreFuture};
 use serde_json::json;
 
 fn app() -> App {
+    app_with(None)
+}
+
+fn app_with(store: Option<Arc<dyn ObjectStore>>) -> App {
     let detector = Detector::load(&ModelSource::Default, &DetectorConfig::default()).unwrap();
     let config = AppConfig {
         allowed_buckets: vec!["allowed".into()],
@@ -19,7 +24,7 @@ fn app() -> App {
         max_object_bytes: 1024,
         workers: 2,
     };
-    App::new(Arc::new(detector), None, config, 123.0)
+    App::new(Arc::new(detector), store, config, 123.0)
 }
 
 fn image(name: &str) -> Vec<u8> {
@@ -159,4 +164,73 @@ fn s3_events_skip_results_and_fail_without_s3() {
 fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Objects in memory, keyed by (bucket, key): the S3 trigger without an S3 server.
+#[derive(Default)]
+struct MemoryStore(Mutex<HashMap<(String, String), Vec<u8>>>);
+
+impl MemoryStore {
+    fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let objects = self.0.lock().unwrap();
+        objects.get(&(bucket.to_string(), key.to_string())).cloned()
+    }
+}
+
+impl ObjectStore for MemoryStore {
+    fn fetch<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        _version: Option<&'a str>,
+    ) -> StoreFuture<'a, Vec<u8>> {
+        let found = self.get(bucket, key).ok_or_else(|| {
+            S3Error::new(404, format!("s3://{bucket}/{key}: no such object"), false)
+        });
+        Box::pin(async move { found })
+    }
+
+    fn put_json<'a>(&'a self, bucket: &'a str, key: &'a str, body: Vec<u8>) -> StoreFuture<'a, ()> {
+        let mut objects = self.0.lock().unwrap();
+        objects.insert((bucket.to_string(), key.to_string()), body);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[test]
+fn s3_trigger_reads_and_writes_through_the_object_store() {
+    let store = Arc::new(MemoryStore::default());
+    let bucket = "lambda-detect-local";
+    store.0.lock().unwrap().insert(
+        (bucket.into(), "incoming/my photo été.jpg".into()),
+        image("chelsea.jpg"),
+    );
+    let app = app_with(Some(store.clone()));
+    let event: S3Event = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/events/s3-multi.json"
+    )))
+    .unwrap();
+    // incoming/coffee.jpg is not in the store: that record fails, the others do not.
+    let outcome = rt().block_on(app.handle_s3_event(event, "r")).unwrap_err();
+    let records = outcome["records"].as_array().unwrap();
+    assert_eq!(records[0]["outcome"], "failed");
+    assert!(records[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no such object"));
+    assert_eq!(records[1]["outcome"], "written");
+    assert_eq!(records[2]["outcome"], "skipped");
+    let written = store
+        .get(bucket, "detections/incoming/my photo été.jpg.json")
+        .expect("the result object");
+    let result: serde_json::Value = serde_json::from_slice(&written).unwrap();
+    assert_eq!(result["source"]["key"], "incoming/my photo été.jpg");
+    let labels: Vec<&str> = result["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["label"].as_str())
+        .collect();
+    assert!(labels.contains(&"cat"), "{result}");
 }

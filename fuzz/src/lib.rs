@@ -10,6 +10,7 @@
 
 use detect_core::model::{convert, InputQuantization, InputSpec};
 use detect_core::preprocess::{decode, probe, to_input, ImageLimits};
+use lambda_detect::events::Event;
 use lambda_detect::handler::result_key;
 use lambda_detect::request::{parse_detect_request, route, RequestLimits};
 use lambda_detect::s3::{decode_key, is_image_key, is_s3_event, S3Event};
@@ -30,7 +31,7 @@ pub const CONTENT_TYPES: &[Option<&str>] = &[
     Some("text/plain"),
 ];
 
-/// Error statuses `parse_detect_request` may answer (module docs of request.rs).
+/// Error statuses `parse_detect_request` may answer (module docs of src/request/mod.rs).
 const PARSE_STATUSES: &[u16] = &[400, 413, 415, 422];
 /// Error messages echo parts of the input only clipped; none should come near this.
 const MAX_MESSAGE_BYTES: usize = 4096;
@@ -107,20 +108,22 @@ fn split_line(bytes: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-/// S3 event target: the input as JSON → `is_s3_event`, `S3Event`, each record's key through
-/// `decode_key`, `is_image_key` and `result_key`; and the input as one raw event key.
+/// S3 event target: the input through `Event::parse` (where the function recognises event
+/// kinds); as JSON → `is_s3_event`, `S3Event`, each record's key through `decode_key`,
+/// `is_image_key` and `result_key`; and the input as one raw event key.
 pub fn s3_event(data: &[u8]) {
+    let _ = Event::parse(data);
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
         let _ = is_s3_event(&value);
         if let Ok(event) = serde_json::from_value::<S3Event>(value) {
             for record in &event.records {
-                check_key(&record.s3.object.key);
+                check_key(record.s3.object.key.as_deref().unwrap_or_default());
             }
         }
     }
     if let Ok(event) = serde_json::from_slice::<S3Event>(data) {
         for record in &event.records {
-            check_key(&record.s3.object.key);
+            check_key(record.s3.object.key.as_deref().unwrap_or_default());
         }
     }
     check_key(&String::from_utf8_lossy(data));
