@@ -1,9 +1,11 @@
 //! Criterion benches: inference alone (8-bit convolutions where the CPU has them, all-f32 for
-//! comparison, one and two threads), the whole pipeline per image, and start-up; bundled model.
+//! comparison, one and two threads, and once per kernel set this CPU runs), the whole pipeline
+//! per image, and start-up; bundled model.
 //! Figures are recorded in docs/PERFORMANCE.md.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use detect_core::detector::DetectOptions;
+use detect_core::inference::Isa;
 use detect_core::{Detector, DetectorConfig, ModelSource};
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -30,6 +32,17 @@ fn benches(c: &mut Criterion) {
         b.iter(|| float.infer(input.clone()).unwrap())
     });
     drop(float);
+    for isa in Isa::available() {
+        let config = DetectorConfig {
+            isa: Some(isa),
+            ..DetectorConfig::default()
+        };
+        let forced = Detector::load(&ModelSource::Default, &config).unwrap();
+        c.bench_function(
+            &format!("inference, {isa} kernels (300x300, 1 thread)"),
+            |b| b.iter(|| forced.infer(input.clone()).unwrap()),
+        );
+    }
     let two = DetectorConfig {
         threads: 2,
         ..DetectorConfig::default()
