@@ -11,6 +11,8 @@
 #       - scripts/requirements.txt: LiteRT (the detection oracle), numpy, Pillow, cfn-lint,
 #         pytest, zig (cargo-lambda's linker for arm64 builds)
 #       - rustup components rustfmt and clippy, the aarch64-unknown-linux-gnu standard library
+#       - qemu-user and libc6-arm64-cross (apt-get, when root): scripts/test-arm64.sh runs the
+#         arm64 tests under qemu-aarch64 with that sysroot
 #       - cargo-deny (cargo install, pinned): license and duplicate-crate checks
 #
 # Idempotent: a rerun on a complete machine downloads nothing and prints one line per step.
@@ -19,6 +21,7 @@ set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ARM64_TARGET="aarch64-unknown-linux-gnu"
+ARM64_SYSROOT=/usr/aarch64-linux-gnu
 PYTHON="${PYTHON:-python3}"
 CARGO_DENY_VERSION="0.20.2"   # pinned: deny.toml follows its format
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
@@ -113,6 +116,13 @@ if [[ "$mode" == test ]]; then
     warned+=("rustup not found: cannot add rustfmt, clippy or the $ARM64_TARGET target")
   fi
 
+  step "qemu-aarch64 and the arm64 sysroot: the arm64 kernels' tests run under emulation"
+  if command -v qemu-aarch64 >/dev/null && [[ -e "$ARM64_SYSROOT/lib/ld-linux-aarch64.so.1" ]]; then
+    say "   already there"
+  else
+    apt_install qemu-user libc6-arm64-cross
+  fi
+
   step "cargo-deny $CARGO_DENY_VERSION: license and duplicate-crate checks (built from crates.io once: a few minutes)"
   if cargo deny --version 2>/dev/null | grep -qx "cargo-deny $CARGO_DENY_VERSION"; then
     say "   already there"
@@ -149,6 +159,8 @@ if [[ "$mode" == test ]]; then
   check "" "zig (for cargo lambda --arm64)" "$PYTHON" -m ziglang version
   check "$path_hint" "cfn-lint" cfn-lint --version
   check " (cargo install --locked cargo-deny)" "cargo-deny" cargo deny --version
+  check " (apt-get install qemu-user)" "qemu-aarch64" qemu-aarch64 --version
+  check " (apt-get install libc6-arm64-cross)" "arm64 sysroot" test -e "$ARM64_SYSROOT/lib/ld-linux-aarch64.so.1"
   if command -v rustup >/dev/null; then
     check "" "rustfmt" cargo fmt --version
     check "" "clippy" cargo clippy --version

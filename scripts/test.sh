@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test: installs what the tests need (idempotent), fetches the model, then runs the
-# Rust unit, integration and fidelity tests and lints the SAM template.
+# Rust unit, integration and fidelity tests (the core's also as arm64 builds under qemu) and lints
+# the SAM template.
 #
 #   scripts/test.sh
 set -euo pipefail
@@ -11,6 +12,9 @@ scripts/fetch-model.sh
 
 echo "== cargo test (release: the fidelity and CLI tests run the optimized detector)"
 cargo test --release --workspace --all-targets
+
+echo "== arm64: the core's tests and the detect CLI under qemu-aarch64 (neoverse-n1, max)"
+scripts/test-arm64.sh
 
 echo "== cfn-lint template.yaml"
 cfn-lint template.yaml

@@ -130,6 +130,9 @@ pub struct RecordOutcome {
     pub outcome: &'static str,
     pub result_key: Option<String>,
     pub reason: Option<String>,
+    /// A failure worth retrying (S3 throttled, timed out or unreachable), not a bad object.
+    #[serde(skip)]
+    pub transient: bool,
 }
 
 pub struct App {
@@ -452,7 +455,7 @@ impl App {
         let start = Instant::now();
         let mut outcomes = Vec::with_capacity(event.records.len());
         for record in event.records {
-            outcomes.push(self.process_record(record).await);
+            outcomes.push(self.process_record(record, true).await);
         }
         let count = |o: &str| outcomes.iter().filter(|r| r.outcome == o).count();
         let failed = count("failed");
@@ -474,7 +477,15 @@ impl App {
         }
     }
 
-    async fn process_record(&self, record: S3EventRecord) -> RecordOutcome {
+    /// One S3 object: fetch, detect, write `<results prefix><key>.json`. With
+    /// `write_failed_images` an image that cannot be decoded still gets a result object (its
+    /// error); without it the record fails and nothing is written (the queue and S3 Batch
+    /// paths, which retry or report failures themselves).
+    pub(crate) async fn process_record(
+        &self,
+        record: S3EventRecord,
+        write_failed_images: bool,
+    ) -> RecordOutcome {
         let bucket = record.s3.bucket.name.clone().unwrap_or_default();
         let raw_key = record.s3.object.key.clone().unwrap_or_default();
         let mut outcome = RecordOutcome {
@@ -483,6 +494,7 @@ impl App {
             outcome: "failed",
             result_key: None,
             reason: None,
+            transient: false,
         };
         let key = match decode_key(&raw_key) {
             Ok(k) => k,
@@ -531,7 +543,13 @@ impl App {
             .filter(|v| !v.is_empty());
         let bytes = match s3.fetch(&bucket, &key, version.as_deref()).await {
             Ok(b) => b,
-            Err(e) => return fail(e.message),
+            Err(e) => {
+                let transient = e.transient;
+                return RecordOutcome {
+                    transient,
+                    ..fail(e.message)
+                };
+            }
         };
         let options = match self.detector.resolve_options(&Default::default()) {
             Ok(o) => o,
@@ -544,6 +562,16 @@ impl App {
             .unwrap_or_else(|| {
                 ImageResult::failed(key.clone(), 500, "no result", Timings::default())
             });
+        if !write_failed_images && !result.ok() {
+            let reason = result
+                .error
+                .clone()
+                .unwrap_or_else(|| "detection failed".into());
+            return RecordOutcome {
+                transient: result.status >= 500,
+                ..fail(format!("{key}: {reason}"))
+            };
+        }
         let stored = StoredResult {
             result,
             source: SourceObject {
@@ -563,7 +591,11 @@ impl App {
             Err(e) => return fail(format!("cannot serialize the result: {e}")),
         };
         if let Err(e) = s3.put_json(&result_bucket, &result_key, body).await {
-            return fail(e.message);
+            let transient = e.transient;
+            return RecordOutcome {
+                transient,
+                ..fail(e.message)
+            };
         }
         InvocationMetrics {
             images: 1,
@@ -599,6 +631,14 @@ impl App {
                 Ok(body) => Ok(json_response(200, &body)),
                 Err(body) => Err(format!("some S3 records failed: {body}").into()),
             },
+            Event::Sqs(event) => {
+                let reply = crate::queue::handle_sqs_event(self, event, request_id).await?;
+                Ok(json_response(200, &reply))
+            }
+            Event::Batch(event) => {
+                let reply = crate::batch::handle_batch_event(self, event, request_id).await?;
+                Ok(json_response(200, &reply))
+            }
         }
     }
 
