@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every test: installs what the tests need (idempotent), fetches the model, then runs the
-# Rust unit, integration and fidelity tests (the core's also as arm64 builds under qemu) and lints
-# the SAM template.
+# Rust unit, integration and fidelity tests (the core's also as arm64 builds under qemu), checks
+# the SAM template (cfn-lint, checkov) and builds the deployable arm64 bootstrap with sam build.
 #
 #   scripts/test.sh
 set -euo pipefail
@@ -16,10 +16,6 @@ cargo test --release --workspace --all-targets
 echo "== arm64: the core's tests and the detect CLI under qemu-aarch64 (neoverse-n1, max)"
 scripts/test-arm64.sh
 
-echo "== cfn-lint template.yaml"
-cfn-lint template.yaml
-echo "cfn-lint: no findings"
-
 echo "== integration: cargo lambda watch + local S3 + real clients"
 scripts/integration-test.sh
 
@@ -29,10 +25,8 @@ scripts/eval-e2e.sh
 echo "== load: 4 clients for 15 s through cargo lambda watch (no errors, flat RSS)"
 DURATION=15 scripts/load-test.sh
 
-echo "== cargo lambda build --arm64 (the deployable bootstrap)"
-cargo lambda build --profile dist --arm64 --bin detect-lambda
-bootstrap="${CARGO_TARGET_DIR:-target}/lambda/detect-lambda/bootstrap"
-echo "bootstrap: $(stat -c %s "$bootstrap") bytes ($(file -b "$bootstrap" 2>/dev/null | cut -d, -f1-2))"
+echo "== the deployment: cfn-lint, checkov (0 failed), sam build --beta-features (the arm64 bootstrap)"
+scripts/check-template.sh
 
 echo "== cargo deny check licenses bans (deny.toml; advisories need the network and are not checked)"
 cargo deny --locked check --hide-inclusion-graph licenses bans
