@@ -5,6 +5,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::stats::{mean, percentile};
+
 /// What happened to one image.
 ///
 /// Times are milliseconds. `rtt_ms` is the client's time per image: the request's round trip
@@ -162,29 +164,6 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>, String> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| Row::from_csv(l).map_err(|e| format!("{}: {e}", path.display())))
         .collect()
-}
-
-/// Linear-interpolated percentile of sorted values (q in 0..=100).
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = q / 100.0 * (sorted.len() - 1) as f64;
-    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
-}
-
-fn mean(v: impl Iterator<Item = f64>) -> f64 {
-    let (mut s, mut n) = (0.0, 0usize);
-    for x in v {
-        s += x;
-        n += 1;
-    }
-    if n == 0 {
-        f64::NAN
-    } else {
-        s / n as f64
-    }
 }
 
 /// The seed's averages and more, for one dataset × location.
