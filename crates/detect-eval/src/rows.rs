@@ -268,7 +268,7 @@ mod tests {
     fn csv_round_trip_with_quotes() {
         let r = row("a \"b\", c.jpg", 20.0);
         assert_eq!(
-            read_csv_from(csv_text(&[r.clone()]).as_bytes()).unwrap(),
+            read_csv_from(csv_text(std::slice::from_ref(&r)).as_bytes()).unwrap(),
             vec![r]
         );
     }
