@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The offload study in one command (issue 4): generate a collection, run it in-process, through
+# The offload study in one command: generate a collection, run it in-process, through
 # the Lambda function under `cargo lambda watch`, and through two emulated remote links (the
 # same function behind `detect proxy`: 100 Mbit/s + 10 ms and 10 Mbit/s + 60 ms round trip),
 # then write the report (Markdown + SVG) with the date and the machine. The function (and the
 # emulator) run pinned to one CPU, like a Lambda function at 1769 MB (1 vCPU): REMOTE_CPUS
 # (default "1", a taskset list; empty = unpinned) — the labels say so.
 #
-# Then the policy study (issue 4, item 6): `detect send --policy local|remote|auto` on the first
+# Then the policy study: `detect send --policy local|remote|auto` on the first
 # POLICY_COUNT images over a good, a bad and a changing emulated link, with an emulated slow
 # local device (LOCAL_SLOWDOWN × this machine's in-process time); its table is appended to the
 # report (policy.md alone with --policy-only).

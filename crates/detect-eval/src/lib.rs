@@ -1,8 +1,8 @@
-//! The offload evaluation (issue 4): is it worth running detection in the cloud rather than
-//! here? Datasets ([`dataset`]), measurements in one row format ([`rows`]) taken in-process
-//! ([`local`]) or over HTTP ([`client`], optionally through the throttling [`proxy`]), a
-//! time and cost model ([`model`]) and the report ([`report`], [`svg`]); adaptive offloading
-//! ([`policy`] decides, [`adaptive`] runs).
+//! The offload evaluation: is it worth running detection in the cloud rather than here?
+//! Datasets ([`dataset`]), measurements in one row format ([`rows`], summarized with
+//! [`stats`]) taken in-process ([`local`]) or over HTTP ([`client`], optionally through the
+//! throttling [`proxy`]), a time and cost model ([`model`]) and the report ([`report`],
+//! [`svg`]); adaptive offloading ([`policy`] decides, [`adaptive`] runs).
 
 pub mod adaptive;
 pub mod client;
@@ -13,4 +13,5 @@ pub mod policy;
 pub mod proxy;
 pub mod report;
 pub mod rows;
+pub mod stats;
 pub mod svg;

@@ -1,9 +1,12 @@
 //! One row per image, shared by every measurement (`detect send`, `detect local`, `detect
-//! bench --out`) and read back by `detect report`. CSV and JSON hold the same fields.
+//! bench --out`) and read back by `detect report`. CSV (through the `csv` crate, columns in
+//! [`CSV_COLUMNS`] order) and JSON hold the same fields.
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::stats::{mean, percentile};
 
 /// What happened to one image.
 ///
@@ -35,99 +38,109 @@ pub struct Row {
     pub done_at_ms: f64,
 }
 
-pub const CSV_HEADER: &str = "dataset,location,id,bytes,upload_ms,rtt_ms,inference_ms,server_total_ms,status,detections,cold_start,ran,reason,done_at_ms";
+/// The CSV columns, in file order: the header every results CSV starts with.
+pub const CSV_COLUMNS: [&str; 14] = [
+    "dataset",
+    "location",
+    "id",
+    "bytes",
+    "upload_ms",
+    "rtt_ms",
+    "inference_ms",
+    "server_total_ms",
+    "status",
+    "detections",
+    "cold_start",
+    "ran",
+    "reason",
+    "done_at_ms",
+];
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+/// A time as the CSV holds it: milliseconds with three decimals (a microsecond), so files
+/// stay short and diff well; JSON keeps the full value.
+struct Ms(f64);
+
+impl Serialize for Ms {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:.3}", self.0))
     }
 }
 
-/// Split one CSV line (RFC 4180 quoting, no embedded newlines).
-fn csv_split(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', true) => quoted = false,
-            ('"', false) if cur.is_empty() => quoted = true,
-            (',', false) => out.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
+/// One CSV record: [`Row`]'s fields in [`CSV_COLUMNS`] order, times through [`Ms`].
+#[derive(Serialize)]
+struct CsvRecord<'a> {
+    dataset: &'a str,
+    location: &'a str,
+    id: &'a str,
+    bytes: u64,
+    upload_ms: Ms,
+    rtt_ms: Ms,
+    inference_ms: Ms,
+    server_total_ms: Ms,
+    status: u16,
+    detections: u32,
+    cold_start: bool,
+    ran: &'a str,
+    reason: &'a str,
+    done_at_ms: Ms,
+}
+
+impl<'a> From<&'a Row> for CsvRecord<'a> {
+    fn from(r: &'a Row) -> Self {
+        CsvRecord {
+            dataset: &r.dataset,
+            location: &r.location,
+            id: &r.id,
+            bytes: r.bytes,
+            upload_ms: Ms(r.upload_ms),
+            rtt_ms: Ms(r.rtt_ms),
+            inference_ms: Ms(r.inference_ms),
+            server_total_ms: Ms(r.server_total_ms),
+            status: r.status,
+            detections: r.detections,
+            cold_start: r.cold_start,
+            ran: &r.ran,
+            reason: &r.reason,
+            done_at_ms: Ms(r.done_at_ms),
         }
     }
-    out.push(cur);
-    out
 }
 
 impl Row {
     pub fn ok(&self) -> bool {
         self.status == 200
     }
+}
 
-    pub fn to_csv(&self) -> String {
-        format!(
-            "{},{},{},{},{:.3},{:.3},{:.3},{:.3},{},{},{},{},{},{:.3}",
-            csv_field(&self.dataset),
-            csv_field(&self.location),
-            csv_field(&self.id),
-            self.bytes,
-            self.upload_ms,
-            self.rtt_ms,
-            self.inference_ms,
-            self.server_total_ms,
-            self.status,
-            self.detections,
-            self.cold_start,
-            csv_field(&self.ran),
-            csv_field(&self.reason),
-            self.done_at_ms
-        )
+/// The header and one record per row, as CSV.
+pub fn write_csv_to<W: std::io::Write>(out: W, rows: &[Row]) -> Result<(), csv::Error> {
+    // The header is written by hand so that a file without rows still has one.
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(out);
+    w.write_record(CSV_COLUMNS)?;
+    for r in rows {
+        w.serialize(CsvRecord::from(r))?;
     }
-
-    pub fn from_csv(line: &str) -> Result<Row, String> {
-        let f = csv_split(line);
-        if f.len() != 14 {
-            return Err(format!("expected 14 fields, found {}: {line}", f.len()));
-        }
-        let num = |i: usize| -> Result<f64, String> {
-            f[i].parse::<f64>()
-                .map_err(|e| format!("field {i} ({}): {e}", f[i]))
-        };
-        Ok(Row {
-            dataset: f[0].clone(),
-            location: f[1].clone(),
-            id: f[2].clone(),
-            bytes: num(3)? as u64,
-            upload_ms: num(4)?,
-            rtt_ms: num(5)?,
-            inference_ms: num(6)?,
-            server_total_ms: num(7)?,
-            status: num(8)? as u16,
-            detections: num(9)? as u32,
-            cold_start: f[10] == "true",
-            ran: f[11].clone(),
-            reason: f[12].clone(),
-            done_at_ms: num(13)?,
-        })
-    }
+    w.flush()?;
+    Ok(())
 }
 
 pub fn write_csv(path: &Path, rows: &[Row]) -> std::io::Result<()> {
-    let mut s = String::from(CSV_HEADER);
-    s.push('\n');
-    for r in rows {
-        s.push_str(&r.to_csv());
-        s.push('\n');
+    let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    write_csv_to(file, rows).map_err(std::io::Error::other)
+}
+
+/// Rows from CSV text that starts with the [`CSV_COLUMNS`] header.
+pub fn read_csv_from<R: std::io::Read>(input: R) -> Result<Vec<Row>, String> {
+    let mut r = csv::Reader::from_reader(input);
+    let header = r.headers().map_err(|e| e.to_string())?;
+    if !header.iter().map(str::trim).eq(CSV_COLUMNS) {
+        return Err("not a results CSV (header)".into());
     }
-    std::fs::write(path, s)
+    r.deserialize()
+        .collect::<Result<Vec<Row>, _>>()
+        .map_err(|e| e.to_string())
 }
 
 /// The JSON output: the summary and the rows.
@@ -153,38 +166,7 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>, String> {
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         return Ok(f.rows);
     }
-    let mut lines = text.lines();
-    match lines.next() {
-        Some(h) if h.trim() == CSV_HEADER => {}
-        _ => return Err(format!("{}: not a results CSV (header)", path.display())),
-    }
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| Row::from_csv(l).map_err(|e| format!("{}: {e}", path.display())))
-        .collect()
-}
-
-/// Linear-interpolated percentile of sorted values (q in 0..=100).
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = q / 100.0 * (sorted.len() - 1) as f64;
-    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
-}
-
-fn mean(v: impl Iterator<Item = f64>) -> f64 {
-    let (mut s, mut n) = (0.0, 0usize);
-    for x in v {
-        s += x;
-        n += 1;
-    }
-    if n == 0 {
-        f64::NAN
-    } else {
-        s / n as f64
-    }
+    read_csv_from(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The seed's averages and more, for one dataset × location.
@@ -276,10 +258,60 @@ mod tests {
         }
     }
 
+    fn csv_text(rows: &[Row]) -> String {
+        let mut out = Vec::new();
+        write_csv_to(&mut out, rows).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
     fn csv_round_trip_with_quotes() {
         let r = row("a \"b\", c.jpg", 20.0);
-        assert_eq!(Row::from_csv(&r.to_csv()).unwrap(), r);
+        assert_eq!(
+            read_csv_from(csv_text(std::slice::from_ref(&r)).as_bytes()).unwrap(),
+            vec![r]
+        );
+    }
+
+    #[test]
+    fn csv_keeps_the_file_format() {
+        let text = csv_text(&[row("a \"b\", c.jpg", 20.0)]);
+        assert_eq!(
+            text,
+            "dataset,location,id,bytes,upload_ms,rtt_ms,inference_ms,server_total_ms,status,detections,cold_start,ran,reason,done_at_ms\n\
+             small,\"emulated, 10 Mbit/s\",\"a \"\"b\"\", c.jpg\",1000,1.500,20.000,10.000,12.000,200,2,false,remote,fixed,40.000\n"
+        );
+        assert_eq!(
+            csv_text(&[]).lines().count(),
+            1,
+            "the header even without rows"
+        );
+    }
+
+    #[test]
+    fn csv_reads_files_written_before() {
+        // As the hand-written writer produced them: blank lines and CRLF are tolerated.
+        let text = "dataset,location,id,bytes,upload_ms,rtt_ms,inference_ms,server_total_ms,status,detections,cold_start,ran,reason,done_at_ms\r\n\
+                    small,in-process,x.jpg,14000,0.000,12.345,6.000,12.300,200,1,true,local,fixed,NaN\r\n\r\n";
+        let rows = read_csv_from(text.as_bytes()).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0].bytes, rows[0].rtt_ms, rows[0].cold_start),
+            (14000, 12.345, true)
+        );
+        assert!(rows[0].done_at_ms.is_nan());
+    }
+
+    #[test]
+    fn csv_errors_name_the_problem() {
+        assert!(read_csv_from("a,b\n1,2\n".as_bytes())
+            .unwrap_err()
+            .contains("header"));
+        let bad = format!(
+            "{}\nsmall,x,y,many,0,0,0,0,200,0,false,local,fixed,0\n",
+            CSV_COLUMNS.join(",")
+        );
+        assert!(read_csv_from(bad.as_bytes()).is_err());
     }
 
     #[test]

@@ -1,0 +1,62 @@
+//! `detect report`: the Markdown report and SVG charts from result files, optionally checked
+//! against the rows after writing.
+
+use std::process::ExitCode;
+
+use crate::args::ReportArgs;
+
+pub fn run(args: ReportArgs) -> Result<ExitCode, String> {
+    use detect_eval::{model::Prices, report, rows};
+    let mut all = Vec::new();
+    for f in &args.files {
+        all.extend(rows::read_rows(f)?);
+    }
+    if all.is_empty() {
+        return Err("no rows in the given files".into());
+    }
+    let d = Prices::default();
+    let opts = report::ReportOptions {
+        machine: args.machine,
+        date: args.date,
+        prices: Prices {
+            lambda_gb_s_arm64: args.price_gb_s_arm64.unwrap_or(d.lambda_gb_s_arm64),
+            lambda_gb_s_x86_64: args.price_gb_s_x86_64.unwrap_or(d.lambda_gb_s_x86_64),
+            lambda_per_million_requests: args
+                .price_lambda_requests
+                .unwrap_or(d.lambda_per_million_requests),
+            http_api_per_million_requests: args
+                .price_http_api_requests
+                .unwrap_or(d.http_api_per_million_requests),
+            rekognition_per_image: args.price_rekognition.unwrap_or(d.rekognition_per_image),
+            local_per_hour: args.price_local_hour.unwrap_or(d.local_per_hour),
+        },
+        cold_start_ms: args.cold_start_ms,
+        inputs: args
+            .files
+            .iter()
+            .map(|f| {
+                f.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            })
+            .collect(),
+    };
+    report::write_report(&all, &args.out, &opts)
+        .map_err(|e| format!("{}: {e}", args.out.display()))?;
+    eprintln!(
+        "report: {} ({} rows)",
+        args.out.join("README.md").display(),
+        all.len()
+    );
+    if args.check {
+        let md = std::fs::read_to_string(args.out.join("README.md")).map_err(|e| e.to_string())?;
+        match report::check_table(&md, &all) {
+            Ok(n) => eprintln!("check: the report's table equals the rows ({n} groups)"),
+            Err(e) => {
+                eprintln!("check failed: {e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
