@@ -210,6 +210,10 @@ impl App {
                 status: 200,
                 body: self.health(cold_start),
             },
+            Ok(Route::OpenApi) => HttpReply {
+                status: 200,
+                body: crate::openapi::document().clone(),
+            },
             Ok(Route::Detect) => {
                 match self
                     .detect(content_type, body, query, request_id, cold_start)
@@ -598,6 +602,12 @@ impl App {
                 Ok(body) => Ok(json_response(200, &body)),
                 Err(body) => Err(format!("some S3 records failed: {body}").into()),
             };
+        }
+        if let Some(target) =
+            crate::rekognition::target(req.method().as_str(), req.headers(), req.raw_http_path())
+        {
+            let reply = crate::rekognition::handle(self, target, req.body().as_ref(), &request_id);
+            return Ok(reply.await.into_response());
         }
         let content_type = req
             .headers()

@@ -4,5 +4,7 @@
 pub mod errors;
 pub mod handler;
 pub mod logging;
+pub mod openapi;
+pub mod rekognition;
 pub mod request;
 pub mod s3;
