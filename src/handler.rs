@@ -222,6 +222,10 @@ impl App {
                 status: 200,
                 body: self.health(cold_start),
             },
+            Ok(Route::OpenApi) => HttpReply {
+                status: 200,
+                body: crate::openapi::document().clone(),
+            },
             Ok(Route::Detect) => {
                 match self
                     .detect(content_type, body, query, request_id, cold_start)
@@ -656,6 +660,12 @@ impl App {
         if matches!(req.request_context_ref(), Some(RequestContext::PassThrough)) {
             let event = Event::parse(req.body().as_ref())?;
             return self.handle_event(event, &request_id).await;
+        }
+        if let Some(target) =
+            crate::rekognition::target(req.method().as_str(), req.headers(), req.raw_http_path())
+        {
+            let reply = crate::rekognition::handle(self, target, req.body().as_ref(), &request_id);
+            return Ok(reply.await.into_response());
         }
         let content_type = req
             .headers()

@@ -10,16 +10,18 @@ pub enum Route {
     Detect,
     /// `GET /api/health`
     Health,
+    /// `GET /api/openapi.json`
+    OpenApi,
 }
 
 impl Route {
-    pub const ALL: [Route; 2] = [Route::Detect, Route::Health];
+    pub const ALL: [Route; 3] = [Route::Detect, Route::Health, Route::OpenApi];
 
     /// The one method the route accepts (for an `Allow` header).
     pub fn method(self) -> &'static str {
         match self {
             Route::Detect => "POST",
-            Route::Health => "GET",
+            Route::Health | Route::OpenApi => "GET",
         }
     }
 
@@ -28,6 +30,7 @@ impl Route {
         match self {
             Route::Detect => "/api/detect",
             Route::Health => "/api/health",
+            Route::OpenApi => "/api/openapi.json",
         }
     }
 }
