@@ -11,6 +11,10 @@
 # checkov and aws-sam-cli pin versions of boto3/botocore that conflict with moto and awscli in
 # scripts/requirements.txt, so each gets its own virtualenv under target/tools (created on the
 # first run: a few minutes of downloads, then nothing).
+#
+# Time: a cold `sam build` compiles every dependency for aarch64 (release profile): ~1,400 s of
+# CPU on the 2-core test machine. scripts/test.sh's `cargo lambda build --profile dist --arm64`
+# is a second, separate aarch64 build (other profile); see docs/DEPLOY.md, "Build".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -26,7 +30,8 @@ build=1
 # tool_venv NAME PACKAGE VERSION: a virtualenv holding exactly PACKAGE==VERSION.
 tool_venv() {
   local dir="$TOOLS/$1" pkg="$2" version="$3"
-  if ! "$dir/bin/python" -m pip show "$pkg" 2>/dev/null | grep -qx "Version: $version"; then
+  # sed, not grep -q: grep would stop reading early and pip's broken pipe fail the pipeline.
+  if [[ "$("$dir/bin/python" -m pip show "$pkg" 2>/dev/null | sed -n 's/^Version: //p')" != "$version" ]]; then
     echo "== installing $pkg $version into $dir"
     rm -rf "$dir"
     "$PYTHON" -m venv "$dir"
@@ -61,10 +66,12 @@ echo "== sam build --beta-features (rust-cargolambda: cargo lambda build --relea
 start=$(date +%s)
 # The rust-cargolambda workflow runs cargo lambda, which needs cargo and zig on PATH (both
 # installed by scripts/install-deps.sh).
+# Built under target/ (ignored by git); `sam deploy --template-file target/sam/build/template.yaml`
+# deploys this build.
 SAM_CLI_TELEMETRY=0 "$TOOLS/sam/bin/sam" build --beta-features --template-file template.yaml \
-  --build-dir .aws-sam/build
+  --build-dir target/sam/build
 seconds=$(($(date +%s) - start))
-bootstrap=.aws-sam/build/DetectFunction/bootstrap
+bootstrap=target/sam/build/DetectFunction/bootstrap
 [[ -x "$bootstrap" ]] || { echo "sam build produced no $bootstrap" >&2; exit 1; }
 arch="$(file -b "$bootstrap" 2>/dev/null | cut -d, -f1-2)"
 case "$arch" in
