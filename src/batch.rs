@@ -147,30 +147,12 @@ async fn process_task(app: &App, task: &S3BatchJobTask, named: &TaskBucket) -> S
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use serde_json::json;
 
     use super::*;
-    use crate::handler::AppConfig;
-    use crate::request::RequestLimits;
 
     fn app() -> App {
-        let detector = detect_core::Detector::load(
-            &detect_core::ModelSource::Default,
-            &detect_core::DetectorConfig::default(),
-        )
-        .unwrap();
-        let config = AppConfig {
-            allowed_buckets: vec![],
-            input_prefix: Some("incoming/".into()),
-            results_prefix: "detections/".into(),
-            results_bucket: None,
-            request_limits: RequestLimits::default(),
-            max_object_bytes: 1024,
-            workers: 1,
-        };
-        App::new(Arc::new(detector), None, config, 0.0)
+        App::without_s3()
     }
 
     fn run(event: Value) -> Result<Value, String> {

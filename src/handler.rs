@@ -724,3 +724,23 @@ fn json_response(status: u16, body: &Value) -> lambda_http::Response<lambda_http
         .body(lambda_http::Body::Text(body.to_string()))
         .unwrap_or_else(|_| lambda_http::Response::new(lambda_http::Body::Text(body.to_string())))
 }
+
+#[cfg(test)]
+impl App {
+    /// Unit tests' app: the real detector, no S3 (every fetch fails with "S3 is not
+    /// configured", which shows which records were processed rather than skipped) and the
+    /// template's prefixes.
+    pub(crate) fn without_s3() -> App {
+        let detector = Detector::load(&ModelSource::Default, &DetectorConfig::default()).unwrap();
+        let config = AppConfig {
+            allowed_buckets: vec![],
+            input_prefix: Some("incoming/".into()),
+            results_prefix: "detections/".into(),
+            results_bucket: None,
+            request_limits: crate::request::RequestLimits::default(),
+            max_object_bytes: 1024,
+            workers: 1,
+        };
+        App::new(Arc::new(detector), None, config, 0.0)
+    }
+}

@@ -126,36 +126,16 @@ pub fn batch_response(outcomes: &[MessageOutcome]) -> Result<SqsBatchResponse, S
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use serde_json::json;
 
     use super::*;
-    use crate::handler::AppConfig;
-    use crate::request::RequestLimits;
 
     fn fixture() -> Value {
         serde_json::from_str(include_str!("../events/sqs-s3-notifications.json")).unwrap()
     }
 
-    /// An app with the real detector and no S3: every fetch fails with "S3 is not configured",
-    /// which shows which records were processed rather than skipped.
     fn app() -> App {
-        let detector = detect_core::Detector::load(
-            &detect_core::ModelSource::Default,
-            &detect_core::DetectorConfig::default(),
-        )
-        .unwrap();
-        let config = AppConfig {
-            allowed_buckets: vec![],
-            input_prefix: Some("incoming/".into()),
-            results_prefix: "detections/".into(),
-            results_bucket: None,
-            request_limits: RequestLimits::default(),
-            max_object_bytes: 1024,
-            workers: 1,
-        };
-        App::new(Arc::new(detector), None, config, 0.0)
+        App::without_s3()
     }
 
     fn message(id: &str, body: &str) -> Value {
