@@ -44,7 +44,7 @@ echo "arm64 build: $((SECONDS - start)) s"
 
 echo "== qemu-aarch64 -cpu neoverse-n1: detect info"
 info="$(qemu-aarch64 -L "$SYSROOT" -cpu neoverse-n1 "$target_dir/$TARGET/release/detect" info)"
-kernels="$(python3 -c 'import json, sys; print(json.load(sys.stdin)["kernels"])' <<<"$info")"
+kernels="$(python3 -c 'import json, sys; print(json.load(sys.stdin)["model"]["kernels"])' <<<"$info")"
 echo "detect info under neoverse-n1: kernels $kernels"
 [[ "$kernels" == neon-dotprod ]] || { echo "expected neon-dotprod" >&2; exit 1; }
 
