@@ -14,7 +14,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 
 use crate::handler::{App, RecordOutcome};
-use crate::s3::{is_s3_event, S3Event};
+use crate::s3::{is_s3_event, parse_s3_event, S3Event};
 
 /// Is this JSON a batch of SQS messages?
 pub fn is_sqs_event(event: &Value) -> bool {
@@ -42,7 +42,7 @@ pub fn parse_body(body: Option<&str>) -> Result<Notification, String> {
     if !is_s3_event(&value) {
         return Err("the message body is not an S3 event notification".into());
     }
-    serde_json::from_value(value)
+    parse_s3_event(value)
         .map(Notification::Upload)
         .map_err(|e| format!("malformed S3 event in the message body: {e}"))
 }

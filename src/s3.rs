@@ -285,6 +285,23 @@ pub fn is_s3_event(value: &serde_json::Value) -> bool {
     })
 }
 
+/// Parse an S3 event notification. A record's `eventTime` without a zone offset (moto writes
+/// one; S3 itself writes `...Z`) is read as UTC: the function never uses the time, so a record
+/// must not fail on its format.
+pub fn parse_s3_event(mut value: serde_json::Value) -> Result<S3Event, serde_json::Error> {
+    if let Some(records) = value["Records"].as_array_mut() {
+        for record in records {
+            if let Some(t) = record["eventTime"].as_str() {
+                let zoned = t.ends_with('Z') || t[t.len().saturating_sub(6)..].contains(['+', '-']);
+                if !zoned {
+                    record["eventTime"] = format!("{t}Z").into();
+                }
+            }
+        }
+    }
+    serde_json::from_value(value)
+}
+
 /// Decode an event key: `+` is a space, then `%XX` escapes (UTF-8).
 pub fn decode_key(raw: &str) -> Result<String, String> {
     let spaced = raw.replace('+', " ");
