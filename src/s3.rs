@@ -285,12 +285,20 @@ pub fn is_s3_event(value: &serde_json::Value) -> bool {
     })
 }
 
-/// Parse an S3 event notification. A record's `eventTime` without a zone offset (moto writes
-/// one; S3 itself writes `...Z`) is read as UTC: the function never uses the time, so a record
-/// must not fail on its format.
+/// Parse an S3 event notification. The function reads only the bucket, key, version, size and
+/// ETag, so fields it never uses must not fail a record: an `eventTime` without a zone offset
+/// (moto writes one; S3 itself writes `...Z`) is read as UTC, and a missing `userIdentity`,
+/// `requestParameters` or `responseElements` (S3 always sends them, moto not) reads as empty.
 pub fn parse_s3_event(mut value: serde_json::Value) -> Result<S3Event, serde_json::Error> {
     if let Some(records) = value["Records"].as_array_mut() {
         for record in records {
+            if let Some(fields) = record.as_object_mut() {
+                for unused in ["userIdentity", "requestParameters", "responseElements"] {
+                    fields
+                        .entry(unused)
+                        .or_insert_with(|| serde_json::json!({}));
+                }
+            }
             if let Some(t) = record["eventTime"].as_str() {
                 let zoned = t.ends_with('Z') || t[t.len().saturating_sub(6)..].contains(['+', '-']);
                 if !zoned {
