@@ -209,6 +209,8 @@ pub struct SendArgs {
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
     #[command(flatten)]
+    pub sign: SignArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
     /// The collection (a directory or files).
     #[arg(required = true, value_name = "PATH")]
@@ -318,6 +320,29 @@ pub struct FilesArgs {
     /// Write copies of the images with boxes and labels drawn into DIR.
     #[arg(long, value_name = "DIR")]
     pub annotate: Option<PathBuf>,
+    /// Detect through the function at this URL instead of in this process, one image per
+    /// request, --jobs requests in flight: http://127.0.0.1:PORT/lambda-url/detect-lambda/api/detect
+    /// for `cargo lambda watch`, or a deployed API's URL + /api/detect.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// --endpoint: seconds before one request is given up.
+    #[arg(long, default_value_t = 60, requires = "endpoint")]
+    pub timeout: u64,
+    #[command(flatten)]
+    pub sign: SignArgs,
     #[command(flatten)]
     pub model: ModelArgs,
+}
+
+/// Request signing for a deployed API behind IAM auth (the template's default AuthMode).
+#[derive(Args)]
+pub struct SignArgs {
+    /// Sign each request with AWS SigV4 (service execute-api), with credentials from the
+    /// standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, roles).
+    #[arg(long)]
+    pub sigv4: bool,
+    /// Region to sign for (default: AWS_REGION, AWS_DEFAULT_REGION, else the one in an
+    /// execute-api host name).
+    #[arg(long, requires = "sigv4")]
+    pub region: Option<String>,
 }

@@ -102,7 +102,15 @@ pub fn run_policy(
             Place::Remote => {
                 let batch = vec![(id.clone(), bytes)];
                 let (url, ct, body) = build_request(&send.endpoint, send.encoding, &batch);
-                let ex = exchange(&agent, &url, &ct, &send.headers, &body).unwrap_or_else(|e| {
+                let ex = exchange(
+                    &agent,
+                    &url,
+                    &ct,
+                    &send.headers,
+                    send.signer.as_ref(),
+                    &body,
+                )
+                .unwrap_or_else(|e| {
                     eprintln!("warning: {e}; image recorded with status 0");
                     Exchange {
                         status: 0,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::rows::Row;
+use super::sigv4::Signer;
 use detect_core::timing::ms_since;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +34,8 @@ pub struct SendConfig {
     pub dataset: String,
     pub location: String,
     pub timeout: Duration,
+    /// Sign every request with SigV4 (an API behind `AWS_IAM` authorization).
+    pub signer: Option<Signer>,
 }
 
 /// One request's images: (id, bytes).
@@ -59,7 +62,8 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
-fn query_escape(s: &str) -> String {
+/// Percent-encoding of a query key or value (RFC 3986 unreserved characters kept).
+pub(crate) fn query_escape(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -140,16 +144,24 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
-/// Send one request and time it.
+/// Send one request and time it; with a signer, the content type and `headers` are signed
+/// with the body (signing is not timed).
 pub fn exchange(
     agent: &ureq::Agent,
     url: &str,
     content_type: &str,
     headers: &[(String, String)],
+    signer: Option<&Signer>,
     body: &[u8],
 ) -> Result<Exchange, String> {
-    let mut req = agent.post(url).header("content-type", content_type);
-    for (k, v) in headers {
+    let mut all = vec![("content-type".to_string(), content_type.to_string())];
+    all.extend(headers.iter().cloned());
+    if let Some(signer) = signer {
+        let signed = signer.sign("POST", url, &all, body)?;
+        all.extend(signed);
+    }
+    let mut req = agent.post(url);
+    for (k, v) in &all {
         req = req.header(k.as_str(), v.as_str());
     }
     let start = Instant::now();
@@ -279,11 +291,12 @@ pub fn send_collection(
                     .collect();
                 // A transport failure (connection refused or reset, timeout) is retried once;
                 // if it fails again the images get status 0 and the run goes on.
-                let ex = exchange(&agent, &url, &ct, &cfg.headers, &body).or_else(|e| {
-                    eprintln!("warning: {e}; retrying once");
-                    std::thread::sleep(Duration::from_secs(1));
-                    exchange(&agent, &url, &ct, &cfg.headers, &body)
-                });
+                let ex = exchange(&agent, &url, &ct, &cfg.headers, cfg.signer.as_ref(), &body)
+                    .or_else(|e| {
+                        eprintln!("warning: {e}; retrying once");
+                        std::thread::sleep(Duration::from_secs(1));
+                        exchange(&agent, &url, &ct, &cfg.headers, cfg.signer.as_ref(), &body)
+                    });
                 let ex = ex.unwrap_or_else(|e| {
                     eprintln!("warning: {e}; images recorded with status 0");
                     Exchange {
@@ -337,6 +350,7 @@ mod tests {
             dataset: "d".into(),
             location: "l".into(),
             timeout: Duration::from_secs(1),
+            signer: None,
         };
         let body = serde_json::json!({
             "results": [
@@ -374,6 +388,7 @@ mod tests {
             dataset: "d".into(),
             location: "l".into(),
             timeout: Duration::from_secs(1),
+            signer: None,
         };
         let ex = Exchange {
             status: 413,

@@ -1,8 +1,10 @@
 //! The offload evaluation: is it worth running detection in the cloud rather than here?
 //! Datasets ([`dataset`]), measurements in one row format ([`rows`], summarized with
 //! [`stats`]) taken in-process ([`local`]) or over HTTP ([`client`], optionally through the
-//! throttling [`proxy`]), a time and cost model ([`model`]) and the report ([`report`],
-//! [`svg`]); adaptive offloading ([`policy`] decides, [`adaptive`] runs).
+//! throttling [`proxy`]; signed with [`sigv4`] for an API behind IAM auth), a time and cost
+//! model ([`model`]) and the report ([`report`], [`svg`]); adaptive offloading ([`policy`]
+//! decides, [`adaptive`] runs); [`remote`] answers `detect files --endpoint` with the
+//! in-process result schema.
 
 pub mod adaptive;
 pub mod client;
@@ -11,7 +13,9 @@ pub mod local;
 pub mod model;
 pub mod policy;
 pub mod proxy;
+pub mod remote;
 pub mod report;
 pub mod rows;
+pub mod sigv4;
 pub mod stats;
 pub mod svg;

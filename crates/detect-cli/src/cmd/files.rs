@@ -1,12 +1,15 @@
-//! `detect files`: detections for image files and directories, as a table or JSON, optionally
-//! drawn onto copies of the images.
+//! `detect files`: detections for image files and directories, in this process or through the
+//! function at `--endpoint` (optionally SigV4-signed), as a table or JSON, optionally drawn
+//! onto copies of the images.
 
 use std::process::ExitCode;
 
 use detect_core::detector::ClassRef;
 use detect_core::{DetectOptions, ImageResult};
 
-use super::{load_detector, progress_bar};
+use std::path::PathBuf;
+
+use super::{load_detector, progress_bar, signer};
 use crate::annotate::annotate_file;
 use crate::args::{FilesArgs, Format};
 use crate::errors::{image_status, EXIT_NO_IMAGE, UNREADABLE_STATUS};
@@ -88,64 +91,35 @@ pub fn run(args: FilesArgs) -> Result<ExitCode, String> {
             "no images found (looked for .jpg .jpeg .png .webp .gif .bmp .tif .tiff)".into(),
         );
     }
-    let detector = load_detector(&args.model)?;
-    let options = DetectOptions {
-        min_score: Some(args.min_score),
-        max_results: args.max_results,
-        iou_threshold: args.iou_threshold,
-        classes: class_refs(&args.classes),
-        exclude_classes: class_refs(&args.exclude_classes),
-        regular_nms: args.regular_nms.then_some(true),
-    };
-    let filter = detector
-        .resolve_options(&options)
-        .map_err(|e| e.to_string())?;
+    if let Some(dir) = &args.annotate {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     let progress = if from_dirs {
         progress_bar(files.len(), "images")
     } else {
         indicatif::ProgressBar::hidden()
     };
-    if let Some(dir) = &args.annotate {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    // Read and detect in chunks so memory stays bounded on large directories.
-    let mut results = Vec::with_capacity(files.len());
-    for chunk in files.chunks(64) {
-        let images: Vec<(String, Vec<u8>)> = chunk
-            .iter()
-            .map(|p| {
-                (
-                    p.display().to_string(),
-                    std::fs::read(p).unwrap_or_default(),
-                )
-            })
-            .collect();
-        let outcomes = detector.detect_batch(&images, &filter, args.jobs as usize);
-        let found: Vec<ImageResult> = outcomes
-            .into_iter()
-            .zip(chunk)
-            .map(|(o, path)| match std::fs::metadata(path) {
-                Err(e) => ImageResult::failed(
-                    o.id,
-                    UNREADABLE_STATUS,
-                    format!("cannot read file: {e}"),
-                    o.timings_ms,
-                ),
-                Ok(_) => o.into_result(image_status),
-            })
-            .collect();
-        for (r, path) in found.iter().zip(chunk) {
-            if let (Some(dir), true) = (&args.annotate, r.ok()) {
-                if let Err(e) = annotate_file(path, r, dir) {
-                    eprintln!("warning: cannot annotate {}: {e}", path.display());
-                }
+    let results = match &args.endpoint {
+        Some(endpoint) => remote_results(&args, endpoint, &files, &progress)?,
+        None => {
+            if args.sign.sigv4 {
+                return Err("--sigv4 signs the requests of --endpoint URL: give one".into());
             }
-            progress.inc(1);
+            local_results(&args, &files, &progress)?
         }
-        results.extend(found);
-    }
+    };
     progress.finish_and_clear();
+    if let Some(dir) = &args.annotate {
+        for (r, path) in results.iter().zip(&files) {
+            if !r.ok() {
+                continue;
+            }
+            if let Err(e) = annotate_file(path, r, dir) {
+                eprintln!("warning: cannot annotate {}: {e}", path.display());
+            }
+        }
+    }
     match args.format {
         Format::Json => {
             println!(
@@ -167,6 +141,98 @@ pub fn run(args: FilesArgs) -> Result<ExitCode, String> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// In this process: read and detect in chunks so memory stays bounded on large directories.
+fn local_results(
+    args: &FilesArgs,
+    files: &[PathBuf],
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<ImageResult>, String> {
+    let detector = load_detector(&args.model)?;
+    let options = DetectOptions {
+        min_score: Some(args.min_score),
+        max_results: args.max_results,
+        iou_threshold: args.iou_threshold,
+        classes: class_refs(&args.classes),
+        exclude_classes: class_refs(&args.exclude_classes),
+        regular_nms: args.regular_nms.then_some(true),
+    };
+    let filter = detector
+        .resolve_options(&options)
+        .map_err(|e| e.to_string())?;
+    let mut results = Vec::with_capacity(files.len());
+    for chunk in files.chunks(64) {
+        let images: Vec<(String, Vec<u8>)> = chunk
+            .iter()
+            .map(|p| {
+                (
+                    p.display().to_string(),
+                    std::fs::read(p).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let outcomes = detector.detect_batch(&images, &filter, args.jobs as usize);
+        results.extend(outcomes.into_iter().zip(chunk).map(|(o, path)| {
+            progress.inc(1);
+            match std::fs::metadata(path) {
+                Err(e) => ImageResult::failed(
+                    o.id,
+                    UNREADABLE_STATUS,
+                    format!("cannot read file: {e}"),
+                    o.timings_ms,
+                ),
+                Ok(_) => o.into_result(image_status),
+            }
+        }));
+    }
+    Ok(results)
+}
+
+/// Through the function at `endpoint`, the options as query parameters, --jobs requests in
+/// flight.
+fn remote_results(
+    args: &FilesArgs,
+    endpoint: &str,
+    files: &[PathBuf],
+    progress: &indicatif::ProgressBar,
+) -> Result<Vec<ImageResult>, String> {
+    use detect_eval::remote::{detect_remote, RemoteConfig};
+    let cfg = RemoteConfig {
+        endpoint: endpoint.to_string(),
+        query: query_options(args),
+        signer: signer(&args.sign, endpoint)?,
+        concurrency: args.jobs as usize,
+        timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+    };
+    let named: Vec<(String, PathBuf)> = files
+        .iter()
+        .map(|p| (p.display().to_string(), p.clone()))
+        .collect();
+    Ok(detect_remote(&named, &cfg, &|n| progress.inc(n)))
+}
+
+/// The detection flags as the API's query parameters (docs/API.md).
+fn query_options(args: &FilesArgs) -> Vec<(String, String)> {
+    let mut q = vec![("min_score".to_string(), args.min_score.to_string())];
+    if let Some(n) = args.max_results {
+        q.push(("max_results".into(), n.to_string()));
+    }
+    if let Some(t) = args.iou_threshold {
+        q.push(("iou_threshold".into(), t.to_string()));
+    }
+    for (key, list) in [
+        ("classes", &args.classes),
+        ("exclude_classes", &args.exclude_classes),
+    ] {
+        if let Some(l) = list.as_ref().filter(|l| !l.is_empty()) {
+            q.push((key.into(), l.join(",")));
+        }
+    }
+    if args.regular_nms {
+        q.push(("regular_nms".into(), "true".into()));
+    }
+    q
 }
 
 #[cfg(test)]

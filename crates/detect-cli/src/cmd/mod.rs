@@ -13,7 +13,7 @@ pub mod send;
 
 use detect_core::{Detector, DetectorConfig, ModelSource};
 
-use crate::args::{ModelArgs, OutputArgs};
+use crate::args::{ModelArgs, OutputArgs, SignArgs};
 
 /// The detector the model flags ask for (the bundled model, or $LAMBDA_DETECT_MODEL, by default).
 pub fn load_detector(args: &ModelArgs) -> Result<Detector, String> {
@@ -33,6 +33,22 @@ pub fn load_detector(args: &ModelArgs) -> Result<Detector, String> {
         ..DetectorConfig::default()
     };
     Detector::load(&source, &config).map_err(|e| e.to_string())
+}
+
+/// The SigV4 signer the signing flags ask for, if any (credentials resolved once, here).
+pub fn signer(
+    args: &SignArgs,
+    endpoint: &str,
+) -> Result<Option<detect_eval::sigv4::Signer>, String> {
+    if !args.sigv4 {
+        return Ok(None);
+    }
+    let signer = detect_eval::sigv4::Signer::from_environment(args.region.as_deref(), endpoint)?;
+    eprintln!(
+        "signing requests with SigV4 (execute-api, {})",
+        signer.region()
+    );
+    Ok(Some(signer))
 }
 
 /// A progress bar on stderr counting `what`.

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use super::{load_detector, progress_bar, write_rows};
+use super::{load_detector, progress_bar, signer, write_rows};
 use crate::args::{EncodingArg, PolicyArg, SendArgs};
 use crate::errors::image_status;
 use crate::inputs::{collection, dataset_label};
@@ -33,6 +33,7 @@ pub fn run(args: SendArgs) -> Result<ExitCode, String> {
         dataset: dataset_label(&args.output, &args.paths),
         location: args.output.label.clone().unwrap_or_else(|| "remote".into()),
         timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+        signer: signer(&args.sign, &args.endpoint)?,
     };
     if !(args.local_slowdown >= 1.0 && args.local_slowdown.is_finite()) {
         return Err("--local-slowdown must be at least 1".into());
