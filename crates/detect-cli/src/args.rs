@@ -68,6 +68,17 @@ pub struct ReportArgs {
     /// Penalty of a cold start, ms, when the rows contain none to measure.
     #[arg(long, default_value_t = 150.0)]
     pub cold_start_ms: f64,
+    /// The architecture the remote rows ran on (default: this machine's): its time prices
+    /// that Lambda architecture as measured, the other's prices are labelled estimates.
+    #[arg(long, value_enum)]
+    pub remote_arch: Option<ArchArg>,
+    /// Compute per image, ms on one vCPU, measured on Lambda arm64 (e.g. a deployed function's
+    /// server time): prices arm64 as measured instead of estimating it.
+    #[arg(long, value_name = "MS")]
+    pub compute_ms_arm64: Option<f64>,
+    /// As --compute-ms-arm64, for x86_64.
+    #[arg(long, value_name = "MS")]
+    pub compute_ms_x86_64: Option<f64>,
     /// USD per GB-s, Lambda arm64.
     #[arg(long)]
     pub price_gb_s_arm64: Option<f64>,
@@ -89,6 +100,13 @@ pub struct ReportArgs {
     /// After writing, read the report back and fail unless its table equals the rows.
     #[arg(long)]
     pub check: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ArchArg {
+    Arm64,
+    #[value(name = "x86_64")]
+    X86_64,
 }
 
 #[derive(Args)]

@@ -117,12 +117,101 @@ pub enum Arch {
 }
 
 impl Arch {
+    pub const ALL: [Arch; 2] = [Arch::Arm64, Arch::X86_64];
+
     pub fn name(self) -> &'static str {
         match self {
             Arch::Arm64 => "arm64",
             Arch::X86_64 => "x86_64",
         }
     }
+
+    /// The architecture this program was built for, if Lambda offers it.
+    pub fn this_build() -> Option<Arch> {
+        match std::env::consts::ARCH {
+            "aarch64" => Some(Arch::Arm64),
+            "x86_64" => Some(Arch::X86_64),
+            _ => None,
+        }
+    }
+}
+
+/// Where an architecture's compute time per image comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Source {
+    /// Measured on this architecture.
+    Measured,
+    /// Not measured on this architecture: the time measured on the other one, used as an
+    /// estimate (the kernels, and so the speed, differ between the two).
+    EstimatedFrom(Arch),
+}
+
+/// One vCPU's compute time per image on a Lambda architecture, and where it comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ArchCompute {
+    pub arch: Arch,
+    pub ms: f64,
+    pub source: Source,
+}
+
+impl ArchCompute {
+    pub fn is_estimate(&self) -> bool {
+        self.source != Source::Measured
+    }
+
+    /// What to say next to a figure computed from this time: "measured on arm64" or
+    /// "estimate: x86_64 timing, not measured on arm64".
+    pub fn provenance(&self) -> String {
+        match self.source {
+            Source::Measured => format!("measured on {}", self.arch.name()),
+            Source::EstimatedFrom(other) => format!(
+                "estimate: {} timing, not measured on {}",
+                other.name(),
+                self.arch.name()
+            ),
+        }
+    }
+}
+
+/// The compute time per image of each Lambda architecture: a figure `given` for it (measured
+/// there, e.g. on a deployed function); else the rows' remote time `measured_ms` if the rows
+/// were measured on it (`measured_on`); else, labelled as an estimate, a time measured on the
+/// other architecture (given, or the rows').
+pub fn compute_by_arch(
+    measured_ms: f64,
+    measured_on: Option<Arch>,
+    given: &[(Arch, f64)],
+) -> Vec<ArchCompute> {
+    let measured = |arch: Arch| {
+        given
+            .iter()
+            .find(|(a, _)| *a == arch)
+            .map(|(_, ms)| *ms)
+            .or_else(|| (measured_on == Some(arch)).then_some(measured_ms))
+    };
+    Arch::ALL
+        .iter()
+        .map(|&arch| match measured(arch) {
+            Some(ms) => ArchCompute {
+                arch,
+                ms,
+                source: Source::Measured,
+            },
+            None => {
+                let other = Arch::ALL.into_iter().find(|a| *a != arch).unwrap_or(arch);
+                let (from, ms) = match measured(other) {
+                    Some(ms) => (other, ms),
+                    // Nothing measured on either: the rows' time, from wherever they ran.
+                    None => (measured_on.unwrap_or(other), measured_ms),
+                };
+                ArchCompute {
+                    arch,
+                    ms,
+                    source: Source::EstimatedFrom(from),
+                }
+            }
+        })
+        .collect()
 }
 
 /// Lambda's memory at which a function gets one full vCPU.
@@ -251,6 +340,33 @@ mod tests {
         assert!(close(lambda_compute_ms(40.0, 884.5, 1.0), 80.0));
         assert!(close(lambda_compute_ms(40.0, 4096.0, 1.0), 40.0));
         assert!(close(lambda_compute_ms(40.0, 3538.0, 2.0), 20.0));
+    }
+
+    #[test]
+    fn compute_per_architecture_says_where_it_comes_from() {
+        // Rows measured on x86_64, nothing given: arm64 is x86_64's time, as an estimate.
+        let c = compute_by_arch(15.0, Some(Arch::X86_64), &[]);
+        assert_eq!(c[0].arch, Arch::Arm64);
+        assert_eq!(
+            (c[0].ms, c[0].source),
+            (15.0, Source::EstimatedFrom(Arch::X86_64))
+        );
+        assert_eq!(
+            c[0].provenance(),
+            "estimate: x86_64 timing, not measured on arm64"
+        );
+        assert_eq!((c[1].ms, c[1].source), (15.0, Source::Measured));
+        assert_eq!(c[1].provenance(), "measured on x86_64");
+        // A figure measured on arm64 replaces the estimate.
+        let c = compute_by_arch(15.0, Some(Arch::X86_64), &[(Arch::Arm64, 22.0)]);
+        assert_eq!((c[0].ms, c[0].source), (22.0, Source::Measured));
+        assert!(!c[0].is_estimate() && !c[1].is_estimate());
+        // Rows from an unknown machine, arm64 given: x86_64 is estimated from arm64's figure.
+        let c = compute_by_arch(15.0, None, &[(Arch::Arm64, 22.0)]);
+        assert_eq!(
+            (c[1].ms, c[1].source),
+            (22.0, Source::EstimatedFrom(Arch::Arm64))
+        );
     }
 
     #[test]

@@ -3,10 +3,11 @@
 
 use std::process::ExitCode;
 
-use crate::args::ReportArgs;
+use crate::args::{ArchArg, ReportArgs};
 
 pub fn run(args: ReportArgs) -> Result<ExitCode, String> {
-    use detect_eval::{model::Prices, report, rows};
+    use detect_eval::model::{Arch, Prices};
+    use detect_eval::{report, rows};
     let mut all = Vec::new();
     for f in &args.files {
         all.extend(rows::read_rows(f)?);
@@ -15,6 +16,17 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, String> {
         return Err("no rows in the given files".into());
     }
     let d = Prices::default();
+    let mut compute_ms = Vec::new();
+    for (arch, flag, ms) in [
+        (Arch::Arm64, "--compute-ms-arm64", args.compute_ms_arm64),
+        (Arch::X86_64, "--compute-ms-x86-64", args.compute_ms_x86_64),
+    ] {
+        match ms {
+            Some(ms) if ms > 0.0 && ms.is_finite() => compute_ms.push((arch, ms)),
+            Some(ms) => return Err(format!("{flag}: {ms} is not a time in ms")),
+            None => {}
+        }
+    }
     let opts = report::ReportOptions {
         machine: args.machine,
         date: args.date,
@@ -31,6 +43,12 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, String> {
             local_per_hour: args.price_local_hour.unwrap_or(d.local_per_hour),
         },
         cold_start_ms: args.cold_start_ms,
+        remote_arch: match args.remote_arch {
+            Some(ArchArg::Arm64) => Some(Arch::Arm64),
+            Some(ArchArg::X86_64) => Some(Arch::X86_64),
+            None => Arch::this_build(),
+        },
+        compute_ms,
         inputs: args
             .files
             .iter()

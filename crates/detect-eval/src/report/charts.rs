@@ -3,8 +3,8 @@
 
 use super::{Fitted, Row, Summary};
 use crate::model::{
-    lambda_compute_ms, lambda_cost_per_1000, local_cost_per_1000, rekognition_cost_per_1000, Arch,
-    Prices, MEMORY_SIZES_MB,
+    lambda_compute_ms, lambda_cost_per_1000, local_cost_per_1000, rekognition_cost_per_1000,
+    ArchCompute, Prices, Source, MEMORY_SIZES_MB,
 };
 use crate::svg::{Axis, Chart, Svg, PALETTE};
 
@@ -174,20 +174,24 @@ pub fn bandwidth_svg(f: &Fitted, sums: &[Summary], links: &[(String, f64, f64)])
     c.finish(true)
 }
 
-pub fn cost_svg(f: &Fitted, prices: &Prices) -> Svg {
-    let lambda = |arch| -> Vec<(f64, f64)> {
+pub fn cost_svg(f: &Fitted, prices: &Prices, compute: &[ArchCompute]) -> Svg {
+    let lambda = |c: &ArchCompute| -> Vec<(f64, f64)> {
         MEMORY_SIZES_MB
             .iter()
             .map(|&m| {
-                let d = lambda_compute_ms(f.remote_compute_ms, m, 1.0);
-                (m, lambda_cost_per_1000(prices, arch, m, d, 1.0))
+                let d = lambda_compute_ms(c.ms, m, 1.0);
+                (m, lambda_cost_per_1000(prices, c.arch, m, d, 1.0))
             })
             .collect()
     };
-    let (arm, x86) = (lambda(Arch::Arm64), lambda(Arch::X86_64));
+    let lines: Vec<(&ArchCompute, Vec<(f64, f64)>)> =
+        compute.iter().map(|c| (c, lambda(c))).collect();
     let local = local_cost_per_1000(prices, f.local_images_per_s);
     let rek = rekognition_cost_per_1000(prices);
-    let lo = arm.iter().chain(&x86).map(|p| p.1).fold(local, f64::min);
+    let lo = lines
+        .iter()
+        .flat_map(|(_, l)| l.iter().map(|p| p.1))
+        .fold(local, f64::min);
     let mut c = Chart::new(
         &format!("Cost per 1000 images vs Lambda memory ({})", f.dataset),
         Axis::linear(0.0, 10240.0),
@@ -195,8 +199,20 @@ pub fn cost_svg(f: &Fitted, prices: &Prices) -> Svg {
         "Lambda memory, MB (1 vCPU at 1769 MB)",
         "USD per 1000 images (log)",
     );
-    c.line(&arm, PALETTE[0], false, Some("Lambda arm64 + HTTP API"));
-    c.line(&x86, PALETTE[1], false, Some("Lambda x86_64 + HTTP API"));
+    for (i, (arch, line)) in lines.iter().enumerate() {
+        // An architecture priced from another's timing says so in its legend.
+        let legend = match arch.source {
+            Source::Measured => format!("Lambda {} + HTTP API", arch.arch.name()),
+            Source::EstimatedFrom(from) => {
+                format!(
+                    "Lambda {} + HTTP API (est. from {})",
+                    arch.arch.name(),
+                    from.name()
+                )
+            }
+        };
+        c.line(line, PALETTE[i], false, Some(&legend));
+    }
     c.line(
         &[(0.0, local), (10240.0, local)],
         PALETTE[2],
@@ -215,6 +231,7 @@ pub fn cost_svg(f: &Fitted, prices: &Prices) -> Svg {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{compute_by_arch, Arch};
     use crate::report::{fit, link_of, tests::rows, ReportOptions};
     use crate::rows::summarize;
 
@@ -251,11 +268,13 @@ mod tests {
             .filter_map(|s| link_of(&s.location).map(|(m, d)| (s.location.clone(), m, d)))
             .collect();
         assert_eq!(links.len(), 2);
+        // arm64 priced from x86_64's timing: the longest legend.
+        let compute = compute_by_arch(f.remote_compute_ms, Some(Arch::X86_64), &[]);
         for (name, svg) in [
             ("times", bars_svg(&sums)),
             ("cdf", cdf_svg(&rows, &sums)),
             ("bandwidth", bandwidth_svg(&f, &sums, &links)),
-            ("cost", cost_svg(&f, &Prices::default())),
+            ("cost", cost_svg(&f, &Prices::default(), &compute)),
         ] {
             svg.check_layout().unwrap_or_else(|e| panic!("{name}: {e}"));
         }

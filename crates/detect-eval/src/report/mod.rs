@@ -6,8 +6,8 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::model::{
-    lambda_compute_ms, lambda_cost_per_1000, local_cost_per_1000, rekognition_cost_per_1000,
-    transfer_ms, Arch, Prices, Scenario, MEMORY_SIZES_MB,
+    compute_by_arch, lambda_compute_ms, lambda_cost_per_1000, local_cost_per_1000,
+    rekognition_cost_per_1000, transfer_ms, Arch, ArchCompute, Prices, Scenario, MEMORY_SIZES_MB,
 };
 use super::rows::{summarize, Row, Summary};
 
@@ -24,6 +24,12 @@ pub struct ReportOptions {
     pub cold_start_ms: f64,
     /// Input files, named in the report.
     pub inputs: Vec<String>,
+    /// The architecture the rows' remote (the function) ran on: its time prices that Lambda
+    /// architecture as measured; the other is labelled an estimate.
+    pub remote_arch: Option<Arch>,
+    /// Compute per image (one vCPU, ms) measured elsewhere on an architecture, e.g. on a
+    /// deployed arm64 function: used for that architecture's prices instead of an estimate.
+    pub compute_ms: Vec<(Arch, f64)>,
 }
 
 impl Default for ReportOptions {
@@ -34,6 +40,8 @@ impl Default for ReportOptions {
             prices: Prices::default(),
             cold_start_ms: 150.0,
             inputs: Vec::new(),
+            remote_arch: Arch::this_build(),
+            compute_ms: Vec::new(),
         }
     }
 }
@@ -328,7 +336,11 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
             format!("bandwidth-{d}.svg"),
             bandwidth_svg(&f, &sums, &links).text,
         ));
-        svgs.push((format!("cost-{d}.svg"), cost_svg(&f, &opts.prices).text));
+        let compute = compute_by_arch(f.remote_compute_ms, opts.remote_arch, &opts.compute_ms);
+        svgs.push((
+            format!("cost-{d}.svg"),
+            cost_svg(&f, &opts.prices, &compute).text,
+        ));
         let _ = writeln!(
             md,
             "![Time per image vs uplink bandwidth, {d}](bandwidth-{d}.svg)\n\n![Cost per 1000 images vs Lambda memory, {d}](cost-{d}.svg)\n"
@@ -487,39 +499,29 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
             let _ = writeln!(md, "  | {k}x | {} |", cells.join(" | "));
         }
         let _ = writeln!(md);
-        // Cost.
+        // Cost, per architecture, each with where its compute time comes from.
         let p = &opts.prices;
-        let mut best_cost: Option<(Arch, f64, f64)> = None;
-        for arch in [Arch::Arm64, Arch::X86_64] {
-            for &m in &MEMORY_SIZES_MB {
-                let c = lambda_cost_per_1000(
-                    p,
-                    arch,
-                    m,
-                    lambda_compute_ms(f.remote_compute_ms, m, 1.0),
-                    1.0,
-                );
-                if best_cost.is_none_or(|b| c < b.2) {
-                    best_cost = Some((arch, m, c));
-                }
-            }
-        }
         let local_cost = local_cost_per_1000(p, f.local_images_per_s);
-        if let Some((arch, m, c)) = best_cost {
-            let _ = writeln!(
-                md,
-                "- **Cost per 1000 images**: Lambda at best ${:.4} ({} {} MB, {} ms per image assuming CPU share ∝ memory and this machine's core = 1 vCPU), this machine kept busy at ${}/h ${:.4}, Rekognition ${:.2}. Lambda is {}x this machine's cost and {}x cheaper than Rekognition.\n",
-                c,
-                arch.name(),
-                m,
-                f2(lambda_compute_ms(f.remote_compute_ms, m, 1.0)),
-                p.local_per_hour,
-                local_cost,
-                rekognition_cost_per_1000(p),
-                f2(c / local_cost),
-                f2(rekognition_cost_per_1000(p) / c)
-            );
+        let rekognition = rekognition_cost_per_1000(p);
+        let compute = compute_by_arch(f.remote_compute_ms, opts.remote_arch, &opts.compute_ms);
+        let mut parts = Vec::new();
+        for c in &compute {
+            let (m, cost) = cheapest_memory(p, c);
+            parts.push(format!(
+                "Lambda {} at best ${cost:.4} ({m} MB, {} ms per image; {}; {}x this machine's cost, {}x cheaper than Rekognition)",
+                c.arch.name(),
+                f2(lambda_compute_ms(c.ms, m, 1.0)),
+                c.provenance(),
+                f2(cost / local_cost),
+                f2(rekognition / cost),
+            ));
         }
+        let _ = writeln!(
+            md,
+            "- **Cost per 1000 images** (CPU share ∝ memory, this machine's core = 1 vCPU): {}; this machine kept busy at ${}/h ${local_cost:.4}; Rekognition ${rekognition:.2}.\n",
+            parts.join("; "),
+            p.local_per_hour,
+        );
     }
     let _ = writeln!(
         md,
@@ -539,6 +541,24 @@ fn p_fmt(v: f64) -> String {
         .trim_end_matches('0')
         .trim_end_matches('.')
         .to_string()
+}
+
+/// The memory size with the lowest Lambda cost per 1000 images for this compute time, and that
+/// cost.
+fn cheapest_memory(p: &Prices, c: &ArchCompute) -> (f64, f64) {
+    MEMORY_SIZES_MB
+        .iter()
+        .map(|&m| {
+            let d = lambda_compute_ms(c.ms, m, 1.0);
+            (m, lambda_cost_per_1000(p, c.arch, m, d, 1.0))
+        })
+        .fold((f64::NAN, f64::INFINITY), |best, x| {
+            if x.1 < best.1 {
+                x
+            } else {
+                best
+            }
+        })
 }
 
 /// Write README.md and the SVGs into `out`.
@@ -664,6 +684,38 @@ pub(crate) mod tests {
         // A changed number is caught.
         let bad = md.replace("| 26.50 |", "| 26.51 |");
         assert!(check_table(&bad, &rows).is_err());
+    }
+
+    #[test]
+    fn arm64_prices_say_whether_arm64_was_measured() {
+        let rows = rows();
+        let x86 = ReportOptions {
+            remote_arch: Some(Arch::X86_64),
+            ..ReportOptions::default()
+        };
+        let (md, svgs) = render(&rows, &x86);
+        // Remote compute 24 ms: arm64 priced from it, and said to be an estimate.
+        assert!(
+            md.contains("Lambda arm64 at best $")
+                && md
+                    .contains("24.00 ms per image; estimate: x86_64 timing, not measured on arm64"),
+            "{md}"
+        );
+        assert!(md.contains("; measured on x86_64;"), "{md}");
+        let cost = &svgs.iter().find(|(n, _)| n.starts_with("cost-")).unwrap().1;
+        assert!(cost.contains("Lambda arm64 + HTTP API (est. from x86_64)"));
+        // A figure measured on arm64 (e.g. a deployed function) prices arm64 as measured.
+        let measured = ReportOptions {
+            compute_ms: vec![(Arch::Arm64, 30.0)],
+            ..x86
+        };
+        let (md, svgs) = render(&rows, &measured);
+        assert!(
+            md.contains("30.00 ms per image; measured on arm64") && !md.contains("estimate:"),
+            "{md}"
+        );
+        let cost = &svgs.iter().find(|(n, _)| n.starts_with("cost-")).unwrap().1;
+        assert!(!cost.contains("est. from"));
     }
 
     #[test]
