@@ -12,9 +12,10 @@
 # scripts/requirements.txt, so each gets its own virtualenv under target/tools (created on the
 # first run: a few minutes of downloads, then nothing).
 #
-# Time: a cold `sam build` compiles every dependency for aarch64 (release profile): ~1,400 s of
-# CPU on the 2-core test machine. scripts/test.sh's `cargo lambda build --profile dist --arm64`
-# is a second, separate aarch64 build (other profile); see docs/DEPLOY.md, "Build".
+# Time: `sam build` compiles every dependency for aarch64 (590 s on the 2-core test machine).
+# It cannot reuse scripts/test-arm64.sh's aarch64 build: cargo-lambda builds release with its
+# own profile settings (panic=abort, codegen-units=1, strip) and its own zig linker wrapper,
+# and Cargo rebuilds for either. See docs/DEPLOY.md, "Build".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
