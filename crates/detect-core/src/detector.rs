@@ -2,7 +2,6 @@
 //! number of threads.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::timing::ms_since;
@@ -18,6 +17,7 @@ use crate::model::{
 use crate::postprocess::{self, Anchor, FilterOptions, PostprocessParams};
 use crate::preprocess::{self, ImageLimits};
 use crate::schema::{Detection, ImageOutcome, NormalizedBox, PixelBox, Timings};
+use crate::work_queue::map_in_order;
 
 /// Default minimum score of a reported detection.
 pub const DEFAULT_MIN_SCORE: f32 = 0.5;
@@ -367,33 +367,10 @@ impl Detector {
         options: &FilterOptions,
         workers: usize,
     ) -> Vec<ImageOutcome> {
-        let workers = workers.clamp(1, images.len().max(1));
-        let next = AtomicUsize::new(0);
-        let mut results: Vec<Option<ImageOutcome>> = vec![None; images.len()];
-        let chunks: Vec<Vec<(usize, ImageOutcome)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some((id, bytes)) = images.get(i) else {
-                                break;
-                            };
-                            done.push((i, self.detect(id.as_ref(), bytes.as_ref(), options)));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_default())
-                .collect()
+        let results = map_in_order(images.len(), workers, |i| {
+            let (id, bytes) = &images[i];
+            self.detect(id.as_ref(), bytes.as_ref(), options)
         });
-        for (i, r) in chunks.into_iter().flatten() {
-            results[i] = Some(r);
-        }
         results
             .into_iter()
             .zip(images)

@@ -16,6 +16,7 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod schema;
 pub mod timing;
+pub mod work_queue;
 
 pub use detector::{DetectOptions, Detector, DetectorConfig};
 pub use error::DetectError;

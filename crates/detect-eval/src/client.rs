@@ -3,7 +3,6 @@
 //! image.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,6 +11,7 @@ use serde_json::Value;
 use super::rows::Row;
 use super::sigv4::Signer;
 use detect_core::timing::ms_since;
+use detect_core::work_queue::map_in_order;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoding {
@@ -262,62 +262,60 @@ pub fn send_collection(
         cfg.batch.max(1)
     };
     let batches: Vec<&[(String, PathBuf)]> = files.chunks(batch).collect();
-    let next = AtomicUsize::new(0);
-    let rows = Mutex::new(Vec::<(usize, Vec<Row>)>::new());
+    // The first file that cannot be read stops the run: later batches are skipped.
     let failure = Mutex::new(None::<String>);
     let start = Instant::now();
     let agent = agent(cfg.timeout);
-    std::thread::scope(|scope| {
-        for _ in 0..cfg.concurrency.max(1) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= batches.len() || failure.lock().unwrap().is_some() {
-                    break;
-                }
-                let mut images: Batch = Vec::new();
-                for (id, path) in batches[i] {
-                    match std::fs::read(path) {
-                        Ok(b) => images.push((id.clone(), b)),
-                        Err(e) => {
-                            *failure.lock().unwrap() = Some(format!("{}: {e}", path.display()));
-                            return;
-                        }
-                    }
-                }
-                let (url, ct, body) = build_request(&cfg.endpoint, cfg.encoding, &images);
-                let sizes: Vec<(String, u64)> = images
-                    .iter()
-                    .map(|(id, b)| (id.clone(), b.len() as u64))
-                    .collect();
-                // A transport failure (connection refused or reset, timeout) is retried once;
-                // if it fails again the images get status 0 and the run goes on.
-                let ex = exchange(&agent, &url, &ct, &cfg.headers, cfg.signer.as_ref(), &body)
-                    .or_else(|e| {
-                        eprintln!("warning: {e}; retrying once");
-                        std::thread::sleep(Duration::from_secs(1));
-                        exchange(&agent, &url, &ct, &cfg.headers, cfg.signer.as_ref(), &body)
-                    });
-                let ex = ex.unwrap_or_else(|e| {
-                    eprintln!("warning: {e}; images recorded with status 0");
-                    Exchange {
-                        status: 0,
-                        body: String::new(),
-                        headers_ms: 0.0,
-                        rtt_ms: 0.0,
-                    }
-                });
-                let r = rows_from_exchange(cfg, &sizes, &ex, ms_since(start));
-                rows.lock().unwrap().push((i, r));
-                progress(sizes.len() as u64);
-            });
+    let rows = map_in_order(batches.len(), cfg.concurrency, |i| -> Option<Vec<Row>> {
+        if failure.lock().unwrap().is_some() {
+            return None;
         }
+        let mut images: Batch = Vec::new();
+        for (id, path) in batches[i] {
+            match std::fs::read(path) {
+                Ok(b) => images.push((id.clone(), b)),
+                Err(e) => {
+                    *failure.lock().unwrap() = Some(format!("{}: {e}", path.display()));
+                    return None;
+                }
+            }
+        }
+        let (url, ct, body) = build_request(&cfg.endpoint, cfg.encoding, &images);
+        let sizes: Vec<(String, u64)> = images
+            .iter()
+            .map(|(id, b)| (id.clone(), b.len() as u64))
+            .collect();
+        // A transport failure (connection refused or reset, timeout) is retried once; if it
+        // fails again the images get status 0 and the run goes on.
+        let ex =
+            exchange(&agent, &url, &ct, &cfg.headers, cfg.signer.as_ref(), &body).or_else(|e| {
+                eprintln!("warning: {e}; retrying once");
+                std::thread::sleep(Duration::from_secs(1));
+                exchange(&agent, &url, &ct, &cfg.headers, cfg.signer.as_ref(), &body)
+            });
+        let ex = ex.unwrap_or_else(|e| {
+            eprintln!("warning: {e}; images recorded with status 0");
+            Exchange {
+                status: 0,
+                body: String::new(),
+                headers_ms: 0.0,
+                rtt_ms: 0.0,
+            }
+        });
+        let r = rows_from_exchange(cfg, &sizes, &ex, ms_since(start));
+        progress(sizes.len() as u64);
+        Some(r)
     });
     if let Some(e) = failure.into_inner().unwrap() {
         return Err(e);
     }
-    let mut rows = rows.into_inner().unwrap();
-    rows.sort_by_key(|(i, _)| *i);
-    Ok(rows.into_iter().flat_map(|(_, r)| r).collect())
+    rows.into_iter()
+        .map(|r| {
+            r.flatten()
+                .ok_or("internal error: a sending thread failed".to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|batches| batches.into_iter().flatten().collect())
 }
 
 #[cfg(test)]

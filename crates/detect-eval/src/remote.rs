@@ -5,11 +5,10 @@
 //! function's 413 or 415, …) becomes that image's status and message.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use detect_core::schema::Timings;
+use detect_core::work_queue::map_in_order;
 use detect_core::ImageResult;
 use serde_json::Value;
 
@@ -26,6 +25,8 @@ pub struct RemoteConfig {
     /// Requests in flight.
     pub concurrency: usize,
     pub timeout: Duration,
+    /// The status of a file that cannot be read (the caller's choice, as for in-process runs).
+    pub unreadable_status: u16,
 }
 
 /// Status given to an image whose request got no HTTP answer (refused, reset, timed out).
@@ -39,36 +40,28 @@ pub fn detect_remote(
 ) -> Vec<ImageResult> {
     let endpoint = with_query(&cfg.endpoint, &cfg.query);
     let agent = agent(cfg.timeout);
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(vec![None; files.len()]);
-    std::thread::scope(|scope| {
-        for _ in 0..cfg.concurrency.clamp(1, files.len().max(1)) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((id, path)) = files.get(i) else {
-                    break;
-                };
-                let result = match std::fs::read(path) {
-                    Err(e) => failed(id, 400, format!("cannot read file: {e}")),
-                    Ok(bytes) => {
-                        let images = vec![(id.clone(), bytes)];
-                        let (url, ct, body) = build_request(&endpoint, Encoding::Binary, &images);
-                        match exchange(&agent, &url, &ct, &[], cfg.signer.as_ref(), &body) {
-                            Ok(ex) => result_of(id, &ex),
-                            Err(e) => failed(id, NO_ANSWER_STATUS, e),
-                        }
-                    }
-                };
-                results.lock().unwrap()[i] = Some(result);
-                progress(1);
-            });
-        }
+    let results = map_in_order(files.len(), cfg.concurrency, |i| {
+        let (id, path) = &files[i];
+        let result = match std::fs::read(path) {
+            Err(e) => failed(id, cfg.unreadable_status, format!("cannot read file: {e}")),
+            Ok(bytes) => {
+                let images = vec![(id.clone(), bytes)];
+                let (url, ct, body) = build_request(&endpoint, Encoding::Binary, &images);
+                match exchange(&agent, &url, &ct, &[], cfg.signer.as_ref(), &body) {
+                    Ok(ex) => result_of(id, &ex),
+                    Err(e) => failed(id, NO_ANSWER_STATUS, e),
+                }
+            }
+        };
+        progress(1);
+        result
     });
     results
-        .into_inner()
-        .unwrap()
         .into_iter()
-        .map(|r| r.expect("every index is taken by one worker"))
+        .zip(files)
+        .map(|(r, (id, _))| {
+            r.unwrap_or_else(|| failed(id, 500, "internal error: the sending thread failed".into()))
+        })
         .collect()
 }
 

@@ -2,12 +2,11 @@
 //! function at `--endpoint` (optionally SigV4-signed), as a table or JSON, optionally drawn
 //! onto copies of the images.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use detect_core::detector::ClassRef;
 use detect_core::{DetectOptions, ImageResult};
-
-use std::path::PathBuf;
 
 use super::{load_detector, progress_bar, signer};
 use crate::annotate::annotate_file;
@@ -204,6 +203,7 @@ fn remote_results(
         signer: signer(&args.sign, endpoint)?,
         concurrency: args.jobs as usize,
         timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+        unreadable_status: UNREADABLE_STATUS,
     };
     let named: Vec<(String, PathBuf)> = files
         .iter()
