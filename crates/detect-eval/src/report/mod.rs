@@ -503,7 +503,6 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
         let p = &opts.prices;
         let local_cost = local_cost_per_1000(p, f.local_images_per_s);
         let rekognition = rekognition_cost_per_1000(p);
-        let compute = compute_by_arch(f.remote_compute_ms, opts.remote_arch, &opts.compute_ms);
         let mut parts = Vec::new();
         for c in &compute {
             let (m, cost) = cheapest_memory(p, c);
