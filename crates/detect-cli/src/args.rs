@@ -286,8 +286,8 @@ pub struct ModelArgs {
     /// Threads tract uses inside one inference.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,
-    /// Keep every convolution in f32 (by default convolutions run in 8 bits on CPUs with
-    /// AVX-512 VNNI).
+    /// Keep every convolution in f32 (by default convolutions run in 8 bits where the kernel
+    /// set has fast 8-bit products: AVX-512 VNNI, AVX-VNNI, AVX2, arm64 dot product / i8mm).
     #[arg(long)]
     pub float: bool,
 }

@@ -14,15 +14,16 @@
 //! All read the weights in the layout the x86 kernels use (per block of 16 channels, per group
 //! of 4 row entries, 64 bytes: channel `j`'s 4 weights at `4 j`), one 16-channel block at a time
 //! with 4 rows per tile. `sdot`'s and `usmmla`'s intrinsics are not stable in Rust, so those
-//! two instructions are inline assembly; everything else is `std::arch::aarch64`. The
-//! depthwise convolution and quantization run the portable code on arm64.
+//! two instructions are inline assembly; everything else is `std::arch::aarch64`. The three
+//! sets share the 3x3 depthwise kernel and quantization of `aarch64_depthwise.rs`; other
+//! depthwise shapes run the portable loop.
 
 use std::arch::aarch64::*;
 use std::arch::asm;
 
 use super::gemm::PackedGemm as Packed;
 use super::quant::OutElem;
-use super::{portable, Isa, KernelSet};
+use super::{aarch64_depthwise, portable, Isa, KernelSet};
 
 /// Rows per tile. The row buffer is padded to whole multiples of the caller's tile (8 rows), so
 /// every 4-row tile starting at a multiple of 4 lies inside it.
@@ -39,9 +40,9 @@ pub static I8MM: KernelSet = KernelSet {
     wide_weights: false,
     gemm_f32: |p, a, s, r0, r1, out| unsafe { gemm_i8mm(p, a, s, r0, r1, out) },
     gemm_u8: |p, a, s, r0, r1, out| unsafe { gemm_i8mm(p, a, s, r0, r1, out) },
-    quantize: |_, _, _, _| 0,
+    quantize: aarch64_depthwise::quantize,
     depthwise: portable::depthwise_image,
-    depthwise_3x3: None,
+    depthwise_3x3: Some(aarch64_depthwise::DEPTHWISE_3X3),
 };
 
 pub static DOTPROD: KernelSet = KernelSet {
@@ -50,9 +51,9 @@ pub static DOTPROD: KernelSet = KernelSet {
     wide_weights: false,
     gemm_f32: |p, a, s, r0, r1, out| unsafe { gemm_dotprod(p, a, s, r0, r1, out) },
     gemm_u8: |p, a, s, r0, r1, out| unsafe { gemm_dotprod(p, a, s, r0, r1, out) },
-    quantize: |_, _, _, _| 0,
+    quantize: aarch64_depthwise::quantize,
     depthwise: portable::depthwise_image,
-    depthwise_3x3: None,
+    depthwise_3x3: Some(aarch64_depthwise::DEPTHWISE_3X3),
 };
 
 pub static NEON: KernelSet = KernelSet {
@@ -61,9 +62,9 @@ pub static NEON: KernelSet = KernelSet {
     wide_weights: false,
     gemm_f32: |p, a, s, r0, r1, out| unsafe { gemm_neon(p, a, s, r0, r1, out) },
     gemm_u8: |p, a, s, r0, r1, out| unsafe { gemm_neon(p, a, s, r0, r1, out) },
-    quantize: |_, _, _, _| 0,
+    quantize: aarch64_depthwise::quantize,
     depthwise: portable::depthwise_image,
-    depthwise_3x3: None,
+    depthwise_3x3: Some(aarch64_depthwise::DEPTHWISE_3X3),
 };
 
 /// The bounds every kernel relies on: whole tiles of rows in `a`, one sum per stored row and

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::quant::{InElem, OutElem};
 use crate::model::TensorQuant;
 
 /// Depthwise convolution with multiplier 1, batch-major NHWC, constant kernel and bias.
@@ -24,6 +25,19 @@ pub struct Depthwise {
     /// The input's and output's 8-bit quantization in the original model, if known.
     pub input_quant: Option<TensorQuant>,
     pub output_quant: Option<TensorQuant>,
+}
+
+/// The scalar constants of a 3x3 kernel call: clamp bounds, the input's dequantization
+/// (`q * scale + offset`) and the output's quantization (1 / scale, zero point); identities
+/// where a side is f32.
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    pub lo: f32,
+    pub hi: f32,
+    pub scale: f32,
+    pub offset: f32,
+    pub inv: f32,
+    pub zero_point: f32,
 }
 
 impl PartialEq for Depthwise {
@@ -78,6 +92,99 @@ impl Depthwise {
                     continue;
                 }
                 taps.push((((iy - pt) * iw + ix - pl) * c, (ky * kw + kx) * c));
+            }
+        }
+    }
+
+    /// Input rows read by the three kernel rows of a 3x3 kernel's output row `oy` (None where
+    /// they fall in the padding).
+    #[inline]
+    pub fn rows_3x3(&self, oy: usize) -> [Option<usize>; 3] {
+        let (ih, _) = self.in_hw;
+        let (pt, _) = self.pad_before;
+        std::array::from_fn(|ky| {
+            let iy = oy * self.stride.0 + ky;
+            (iy >= pt && iy - pt < ih).then(|| iy - pt)
+        })
+    }
+
+    /// The input column of output column `ox`'s first tap, when all three of its columns lie
+    /// inside the image (the vector kernels' path without edge checks).
+    #[inline]
+    pub fn interior_column_3x3(&self, ox: usize) -> Option<usize> {
+        let left = ox * self.stride.1;
+        let pl = self.pad_before.1;
+        (left >= pl && left - pl + 2 < self.in_hw.1).then(|| left - pl)
+    }
+
+    /// The taps of a 3x3 kernel's output column `ox` inside the image, in kernel order, for the
+    /// input rows `rows` ([`Self::rows_3x3`]): (offset of the input pixel, tap index 0..9).
+    #[inline]
+    pub fn taps_3x3(
+        &self,
+        rows: [Option<usize>; 3],
+        ox: usize,
+    ) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let (iw, pl, c) = (self.in_hw.1, self.pad_before.1, self.channels);
+        let left = ox * self.stride.1;
+        rows.into_iter().enumerate().flat_map(move |(ky, row)| {
+            (0..3).filter_map(move |kx| {
+                let iy = row?;
+                let ix = left + kx;
+                (ix >= pl && ix - pl < iw).then(|| ((iy * iw + ix - pl) * c, ky * 3 + kx))
+            })
+        })
+    }
+
+    /// The constants of a 3x3 kernel call, after checking the slices it is handed: one image
+    /// in, output rows `oy0..oy1` out.
+    pub fn params_3x3<I, O>(&self, input: &[I], oy0: usize, oy1: usize, output: &[O]) -> Params {
+        let (ih, iw) = self.in_hw;
+        let (oh, ow) = self.out_hw;
+        let c = self.channels;
+        assert!(self.kernel_hw == (3, 3));
+        assert!(oy0 <= oy1 && oy1 <= oh);
+        assert!(input.len() == ih * iw * c && output.len() == (oy1 - oy0) * ow * c);
+        assert!(self.kernel.len() == 9 * c && self.bias.len() == c);
+        let unit = TensorQuant {
+            scale: 1.0,
+            zero_point: 0,
+        };
+        let (lo, hi) = self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let deq = self.input_quant.unwrap_or(unit);
+        let q = self.output_quant.unwrap_or(unit);
+        Params {
+            lo,
+            hi,
+            scale: deq.scale,
+            offset: -(deq.zero_point as f32) * deq.scale,
+            inv: 1.0 / q.scale,
+            zero_point: q.zero_point as f32,
+        }
+    }
+
+    /// Channels `ch0..` of output row `oy` (`out_row`, the whole row) of a 3x3 kernel, one at
+    /// a time: what the vector kernels do past their last whole vector, in the same steps
+    /// (bias, then one fused multiply-add per tap in kernel order, clamp, store).
+    pub fn row_3x3_tail<I: InElem, O: OutElem>(
+        &self,
+        input: &[I],
+        oy: usize,
+        ch0: usize,
+        params: &Params,
+        out_row: &mut [O],
+    ) {
+        let c = self.channels;
+        let rows = self.rows_3x3(oy);
+        for ch in ch0..c {
+            for ox in 0..self.out_hw.1 {
+                let mut acc = self.bias[ch];
+                for (x0, t) in self.taps_3x3(rows, ox) {
+                    let v = input[x0 + ch].to_f32(params.scale, params.offset);
+                    acc = v.mul_add(self.kernel[t * c + ch], acc);
+                }
+                let v = acc.max(params.lo).min(params.hi);
+                out_row[ox * c + ch] = O::from_f32(v, params.inv, params.zero_point);
             }
         }
     }

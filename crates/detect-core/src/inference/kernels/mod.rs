@@ -9,6 +9,8 @@
 //! sound: each one wraps a `#[target_feature]` function of its own ISA.
 
 #[cfg(target_arch = "aarch64")]
+mod aarch64_depthwise;
+#[cfg(target_arch = "aarch64")]
 mod aarch64_neon;
 pub mod depthwise;
 pub mod gemm;

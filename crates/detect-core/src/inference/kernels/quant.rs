@@ -13,6 +13,26 @@ pub fn quantize(x: f32, inv_scale: f32, zero_point: f32) -> u8 {
         .round_ties_even() as u8
 }
 
+/// An input element: f32 as given, or an 8-bit value dequantized as `q * scale + offset`
+/// (`offset = -zero_point * scale`) with one rounding, as the vector loads do.
+pub trait InElem: Copy + Send + Sync + 'static {
+    fn to_f32(self, scale: f32, offset: f32) -> f32;
+}
+
+impl InElem for f32 {
+    #[inline(always)]
+    fn to_f32(self, _: f32, _: f32) -> f32 {
+        self
+    }
+}
+
+impl InElem for u8 {
+    #[inline(always)]
+    fn to_f32(self, scale: f32, offset: f32) -> f32 {
+        (self as f32).mul_add(scale, offset)
+    }
+}
+
 /// An output element: f32 as computed, or quantized with [`quantize`].
 pub trait OutElem: Copy + Send + Sync + 'static {
     fn from_f32(y: f32, inv_scale: f32, zero_point: f32) -> Self;
@@ -36,9 +56,7 @@ impl OutElem for u8 {
 /// with one rounding, like the vector loads).
 pub fn dequantize(q: &[u8], quant: TensorQuant) -> Vec<f32> {
     let offset = -(quant.zero_point as f32) * quant.scale;
-    q.iter()
-        .map(|&v| (v as f32).mul_add(quant.scale, offset))
-        .collect()
+    q.iter().map(|&v| v.to_f32(quant.scale, offset)).collect()
 }
 
 /// Quantize `x` into `out` (same length), whole vectors with `kernels`, the rest one by one.

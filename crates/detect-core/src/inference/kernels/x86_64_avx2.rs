@@ -9,9 +9,8 @@ use std::arch::x86_64::*;
 
 use super::depthwise::Depthwise;
 use super::gemm::PackedGemm;
-use super::quant::quantize as quantize_one;
+use super::quant::{InElem, OutElem};
 use super::{portable, Depthwise3x3, Isa, KernelSet};
-use crate::model::TensorQuant;
 
 /// Rows per GEMM tile and 8-channel vectors per tile: 4 x 3 accumulators, 3 weight vectors
 /// and a broadcast fit the 16 vector registers.
@@ -116,19 +115,14 @@ unsafe fn quantize_whole_vectors(x: &[f32], inv: f32, zp: f32, out: &mut [u8]) -
     whole
 }
 
-/// 8 lanes of an element type, to and from f32 vectors (and one value, for channel tails).
-trait Elem8: Copy + Send + Sync + 'static {
+/// 8 lanes of an element type, to and from f32 vectors (one value at a time: [`InElem`],
+/// [`OutElem`]).
+trait Elem8: InElem + OutElem {
     /// Load 8 values as f32; 8-bit values are dequantized as `q * scale + offset`
     /// (`offset = -zero_point * scale`) with one rounding.
     ///
     /// Safety: AVX2 and FMA; `p` valid for 8 values.
     unsafe fn load(p: *const Self, scale: __m256, offset: __m256) -> __m256;
-
-    /// One value as [`Self::load`] loads each lane.
-    fn load_one(self, scale: f32, offset: f32) -> f32;
-
-    /// One value as [`Self::store`] stores each lane.
-    fn from_f32(v: f32, inv: f32, zero_point: f32) -> Self;
 
     /// Store the first `valid` lanes (1..=8); 8-bit values are quantized as
     /// `round(v * inv + zero_point)` clamped to 0..=255, rounding half to even.
@@ -142,16 +136,6 @@ impl Elem8 for f32 {
     #[target_feature(enable = "avx2,fma")]
     unsafe fn load(p: *const f32, _: __m256, _: __m256) -> __m256 {
         _mm256_loadu_ps(p)
-    }
-
-    #[inline(always)]
-    fn load_one(self, _: f32, _: f32) -> f32 {
-        self
-    }
-
-    #[inline(always)]
-    fn from_f32(v: f32, _: f32, _: f32) -> f32 {
-        v
     }
 
     #[inline]
@@ -173,16 +157,6 @@ impl Elem8 for u8 {
     unsafe fn load(p: *const u8, scale: __m256, offset: __m256) -> __m256 {
         let q = _mm256_cvtepu8_epi32(_mm_loadl_epi64(p as *const __m128i));
         _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), scale, offset)
-    }
-
-    #[inline(always)]
-    fn load_one(self, scale: f32, offset: f32) -> f32 {
-        (self as f32).mul_add(scale, offset)
-    }
-
-    #[inline(always)]
-    fn from_f32(v: f32, inv: f32, zero_point: f32) -> u8 {
-        quantize_one(v, inv, zero_point)
     }
 
     #[inline]
@@ -401,54 +375,24 @@ unsafe fn depthwise_3x3<I: Elem8, O: Elem8>(
     oy1: usize,
     output: &mut [O],
 ) {
-    let (ih, iw) = dw.in_hw;
-    let (oh, ow) = dw.out_hw;
-    let (sh, sw) = dw.stride;
-    let (pt, pl) = dw.pad_before;
-    let c = dw.channels;
-    assert!(dw.kernel_hw == (3, 3));
-    assert!(oy0 <= oy1 && oy1 <= oh);
-    assert!(input.len() == ih * iw * c && output.len() == (oy1 - oy0) * ow * c);
-    assert!(dw.kernel.len() == 9 * c && dw.bias.len() == c);
-    let (lo_s, hi_s) = dw.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
-    let (lo, hi) = (_mm256_set1_ps(lo_s), _mm256_set1_ps(hi_s));
-    let unit = TensorQuant {
-        scale: 1.0,
-        zero_point: 0,
-    };
-    let deq = dw.input_quant.unwrap_or(unit);
-    let (scale_s, offset_s) = (deq.scale, -(deq.zero_point as f32) * deq.scale);
-    let (scale, offset) = (_mm256_set1_ps(scale_s), _mm256_set1_ps(offset_s));
-    let q = dw.output_quant.unwrap_or(unit);
-    let (inv_s, zp_s) = (1.0 / q.scale, q.zero_point as f32);
-    let (inv, zp) = (_mm256_set1_ps(inv_s), _mm256_set1_ps(zp_s));
+    let params = dw.params_3x3(input, oy0, oy1, output);
+    let (iw, ow, c) = (dw.in_hw.1, dw.out_hw.1, dw.channels);
+    let (lo, hi) = (_mm256_set1_ps(params.lo), _mm256_set1_ps(params.hi));
+    let (scale, offset) = (_mm256_set1_ps(params.scale), _mm256_set1_ps(params.offset));
+    let (inv, zp) = (
+        _mm256_set1_ps(params.inv),
+        _mm256_set1_ps(params.zero_point),
+    );
     let (x, w, y) = (input.as_ptr(), dw.kernel.as_ptr(), output.as_mut_ptr());
     let whole = c / 8 * 8;
     for oy in oy0..oy1 {
-        // Input rows of the three kernel rows, None where they fall in the padding.
-        let rows: [Option<usize>; 3] = std::array::from_fn(|ky| {
-            let iy = oy * sh + ky;
-            (iy >= pt && iy - pt < ih).then(|| iy - pt)
-        });
-        // The taps of output column ox inside the image: (input offset, tap index).
-        let taps = |ox: usize| {
-            let left = ox * sw;
-            rows.iter().enumerate().flat_map(move |(ky, row)| {
-                (0..3).filter_map(move |kx| {
-                    let iy = (*row)?;
-                    let ixp = left + kx;
-                    (ixp >= pl && ixp - pl < iw).then(|| ((iy * iw + ixp - pl) * c, ky * 3 + kx))
-                })
-            })
-        };
+        let rows = dw.rows_3x3(oy);
         for ch in (0..whole).step_by(8) {
             let wv: [__m256; 9] = std::array::from_fn(|t| _mm256_loadu_ps(w.add(t * c + ch)));
             let bias = _mm256_loadu_ps(dw.bias.as_ptr().add(ch));
             for ox in 0..ow {
                 let mut acc = bias;
-                let left = ox * sw;
-                if left >= pl && left - pl + 2 < iw {
-                    let ix = left - pl;
+                if let Some(ix) = dw.interior_column_3x3(ox) {
                     for (ky, row) in rows.iter().enumerate() {
                         if let Some(iy) = *row {
                             let p = x.add((iy * iw + ix) * c + ch);
@@ -460,7 +404,7 @@ unsafe fn depthwise_3x3<I: Elem8, O: Elem8>(
                         }
                     }
                 } else {
-                    for (x0, t) in taps(ox) {
+                    for (x0, t) in dw.taps_3x3(rows, ox) {
                         let p = x.add(x0 + ch);
                         acc = _mm256_fmadd_ps(I::load(p, scale, offset), wv[t], acc);
                     }
@@ -469,71 +413,7 @@ unsafe fn depthwise_3x3<I: Elem8, O: Elem8>(
                 O::store(y.add(((oy - oy0) * ow + ox) * c + ch), 8, v, inv, zp);
             }
         }
-        for ch in whole..c {
-            for ox in 0..ow {
-                let mut acc = dw.bias[ch];
-                for (x0, t) in taps(ox) {
-                    let v = input[x0 + ch].load_one(scale_s, offset_s);
-                    acc = v.mul_add(dw.kernel[t * c + ch], acc);
-                }
-                let v = acc.max(lo_s).min(hi_s);
-                output[((oy - oy0) * ow + ox) * c + ch] = O::from_f32(v, inv_s, zp_s);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::inference::kernels::KernelSet;
-    use std::sync::Arc;
-
-    /// Where both run, the AVX2 3x3 kernel writes the AVX-512 kernel's bytes and floats.
-    #[test]
-    fn depthwise_3x3_matches_the_avx512_kernel() {
-        let (avx2, avx512) = (
-            KernelSet::for_isa(Isa::Avx2).expect("this test needs AVX2"),
-            KernelSet::for_isa(Isa::Avx512Vnni).expect("this test needs AVX-512 VNNI"),
-        );
-        let (a, b) = (avx2.depthwise_3x3.unwrap(), avx512.depthwise_3x3.unwrap());
-        for ((ih, iw, c), stride) in [((9, 7, 33), 2), ((12, 10, 96), 1), ((5, 6, 13), 1)] {
-            let (oh, pt) = Depthwise::geometry(ih, 3, stride, true);
-            let (ow, pl) = Depthwise::geometry(iw, 3, stride, true);
-            let dw = Depthwise {
-                in_hw: (ih, iw),
-                out_hw: (oh, ow),
-                channels: c,
-                kernel_hw: (3, 3),
-                stride: (stride, stride),
-                pad_before: (pt, pl),
-                kernel: Arc::new(
-                    (0..9 * c)
-                        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
-                        .collect(),
-                ),
-                bias: Arc::new((0..c).map(|i| i as f32 / 10.0 - 0.5).collect()),
-                clamp: Some((0.0, 6.0)),
-                input_quant: Some(TensorQuant {
-                    scale: 0.05,
-                    zero_point: 7,
-                }),
-                output_quant: Some(TensorQuant {
-                    scale: 6.0 / 255.0,
-                    zero_point: 0,
-                }),
-            };
-            let q: Vec<u8> = (0..ih * iw * c).map(|i| (i * 37 % 256) as u8).collect();
-            let x: Vec<f32> = q.iter().map(|&v| v as f32 * 0.01 - 0.3).collect();
-            let len = oh * ow * c;
-            let (mut y1, mut y2) = (vec![0u8; len], vec![1u8; len]);
-            (a.u8_u8)(&dw, &q, 0, oh, &mut y1);
-            (b.u8_u8)(&dw, &q, 0, oh, &mut y2);
-            assert_eq!(y1, y2, "{ih}x{iw}x{c} 8-bit");
-            let (mut f1, mut f2) = (vec![0f32; len], vec![1f32; len]);
-            (a.f32_f32)(&dw, &x, 0, oh, &mut f1);
-            (b.f32_f32)(&dw, &x, 0, oh, &mut f2);
-            assert_eq!(f1, f2, "{ih}x{iw}x{c} f32");
-        }
+        let out_row = &mut output[(oy - oy0) * ow * c..][..ow * c];
+        dw.row_3x3_tail(input, oy, whole, &params, out_row);
     }
 }

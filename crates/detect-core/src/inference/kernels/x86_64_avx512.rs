@@ -8,7 +8,6 @@ use std::arch::x86_64::*;
 use super::depthwise::Depthwise;
 use super::gemm::{PackedGemm, MR};
 use super::{Depthwise3x3, Isa, KernelSet};
-use crate::model::TensorQuant;
 
 /// 16-channel blocks per GEMM tile: 8 rows x 3 blocks of accumulators, 3 weight vectors and a
 /// broadcast fit the 32 vector registers.
@@ -226,32 +225,13 @@ unsafe fn depthwise_3x3<I: Elem, O: Elem>(
     oy1: usize,
     output: &mut [O],
 ) {
-    let (ih, iw) = dw.in_hw;
-    let (oh, ow) = dw.out_hw;
-    let (sh, sw) = dw.stride;
-    let (pt, pl) = dw.pad_before;
-    let c = dw.channels;
-    assert!(dw.kernel_hw == (3, 3));
-    assert!(oy0 <= oy1 && oy1 <= oh);
-    assert!(input.len() == ih * iw * c && output.len() == (oy1 - oy0) * ow * c);
-    assert!(dw.kernel.len() == 9 * c && dw.bias.len() == c);
-    let (lo, hi) = dw.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
-    let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
-    let deq = dw.input_quant.unwrap_or(TensorQuant {
-        scale: 1.0,
-        zero_point: 0,
-    });
-    let (scale, offset) = (
-        _mm512_set1_ps(deq.scale),
-        _mm512_set1_ps(-(deq.zero_point as f32) * deq.scale),
-    );
-    let q = dw.output_quant.unwrap_or(TensorQuant {
-        scale: 1.0,
-        zero_point: 0,
-    });
+    let params = dw.params_3x3(input, oy0, oy1, output);
+    let (iw, ow, c) = (dw.in_hw.1, dw.out_hw.1, dw.channels);
+    let (lo, hi) = (_mm512_set1_ps(params.lo), _mm512_set1_ps(params.hi));
+    let (scale, offset) = (_mm512_set1_ps(params.scale), _mm512_set1_ps(params.offset));
     let (inv, zp) = (
-        _mm512_set1_ps(1.0 / q.scale),
-        _mm512_set1_ps(q.zero_point as f32),
+        _mm512_set1_ps(params.inv),
+        _mm512_set1_ps(params.zero_point),
     );
     let (x, w, b, y) = (
         input.as_ptr(),
@@ -261,11 +241,7 @@ unsafe fn depthwise_3x3<I: Elem, O: Elem>(
     );
     let load = |p: *const I, m| I::load(p, m, scale, offset);
     for oy in oy0..oy1 {
-        // Input rows of the three kernel rows, None where they fall in the padding.
-        let rows: [Option<usize>; 3] = std::array::from_fn(|ky| {
-            let iy = oy * sh + ky;
-            (iy >= pt && iy - pt < ih).then(|| iy - pt)
-        });
+        let rows = dw.rows_3x3(oy);
         for ch in (0..c).step_by(16) {
             let m: __mmask16 = if ch + 16 <= c {
                 0xffff
@@ -277,9 +253,7 @@ unsafe fn depthwise_3x3<I: Elem, O: Elem>(
             let bias = _mm512_maskz_loadu_ps(m, b.add(ch));
             for ox in 0..ow {
                 let mut acc = bias;
-                let left = ox * sw;
-                if left >= pl && left - pl + 2 < iw {
-                    let ix = left - pl;
+                if let Some(ix) = dw.interior_column_3x3(ox) {
                     for (ky, row) in rows.iter().enumerate() {
                         if let Some(iy) = *row {
                             let p = x.add((iy * iw + ix) * c + ch);
@@ -291,16 +265,8 @@ unsafe fn depthwise_3x3<I: Elem, O: Elem>(
                         }
                     }
                 } else {
-                    for (ky, row) in rows.iter().enumerate() {
-                        let Some(iy) = *row else { continue };
-                        for kx in 0..3 {
-                            let ixp = left + kx;
-                            if ixp < pl || ixp - pl >= iw {
-                                continue;
-                            }
-                            let p = x.add((iy * iw + ixp - pl) * c + ch);
-                            acc = _mm512_fmadd_ps(load(p, m), wv[ky * 3 + kx], acc);
-                        }
+                    for (x0, t) in dw.taps_3x3(rows, ox) {
+                        acc = _mm512_fmadd_ps(load(x.add(x0 + ch), m), wv[t], acc);
                     }
                 }
                 let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);

@@ -4,7 +4,8 @@
 //! Why: on x86_64 tract 0.23 runs channel-last depthwise convolutions with scalar code (it has
 //! SIMD kernels for them only on arm64), and each one is followed by an unfused Max/Min pair.
 //! The kernel set computes it: a 3x3 kernel that reads and writes 8-bit values directly where
-//! the set has one (AVX-512), otherwise its f32 loop with 8-bit values converted around it.
+//! the set has one (every set but the portable one), otherwise its f32 loop with 8-bit values
+//! converted around it.
 
 use std::borrow::Cow;
 
@@ -194,6 +195,7 @@ impl TypedOp for FusedDepthwise {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inference::kernels::quant::{InElem, OutElem};
     use crate::inference::kernels::{sets_under_test, KernelSet};
 
     /// The plain definition of a depthwise convolution, for comparison.
@@ -294,6 +296,71 @@ mod tests {
                 if let Some((lo, hi)) = clamp {
                     assert!(y.iter().all(|v| (lo..=hi).contains(v)));
                 }
+            }
+        }
+    }
+
+    /// The scalar rule of the 3x3 kernels, row by row: bias, one fused multiply-add per tap in
+    /// kernel order, clamp, the one rounding rule.
+    fn scalar_3x3<I: InElem, O: OutElem + Default + Clone>(dw: &Depthwise, x: &[I]) -> Vec<O> {
+        let (oh, ow) = dw.out_hw;
+        let row_len = ow * dw.channels;
+        let mut y = vec![O::default(); oh * row_len];
+        let params = dw.params_3x3(x, 0, oh, &y);
+        for (oy, row) in y.chunks_exact_mut(row_len).enumerate() {
+            dw.row_3x3_tail(x, oy, 0, &params, row);
+        }
+        y
+    }
+
+    /// Every SIMD set's 3x3 kernel computes exactly the scalar rule, f32 and 8-bit in and out,
+    /// edges and channel tails included: every CPU gets the same values.
+    #[test]
+    fn three_by_three_kernels_compute_the_scalar_rule_exactly() {
+        let simd = sets_under_test()
+            .into_iter()
+            .filter(|set| set.isa != crate::inference::kernels::Isa::Portable);
+        for set in simd {
+            let k = set
+                .depthwise_3x3
+                .unwrap_or_else(|| panic!("{set:?} has no 3x3 depthwise kernel"));
+            for ((ih, iw, c), stride) in [
+                ((9, 7, 33), 2),
+                ((12, 10, 96), 1),
+                ((5, 6, 13), 1),
+                ((4, 4, 8), 2),
+                ((2, 3, 3), 1),
+            ] {
+                let mut op = op((ih, iw, c), (3, 3), stride, true, Some((0.0, 6.0)));
+                op.dw.input_quant = Some(TensorQuant {
+                    scale: 0.05,
+                    zero_point: 7,
+                });
+                op.dw.output_quant = Some(TensorQuant {
+                    scale: 6.0 / 255.0,
+                    zero_point: 0,
+                });
+                let dw = &op.dw;
+                let q: Vec<u8> = (0..ih * iw * c).map(|i| (i * 37 % 256) as u8).collect();
+                let x: Vec<f32> = q.iter().map(|&v| v as f32 * 0.013 - 0.7).collect();
+                let oh = dw.out_hw.0;
+                let case = format!("{set:?} {ih}x{iw}x{c} s{stride}");
+                let mut f = vec![f32::NAN; oh * dw.out_hw.1 * c];
+                (k.f32_f32)(dw, &x, 0, oh, &mut f);
+                assert_eq!(f, scalar_3x3::<f32, f32>(dw, &x), "{case} f32 → f32");
+                (k.u8_f32)(dw, &q, 0, oh, &mut f);
+                assert_eq!(f, scalar_3x3::<u8, f32>(dw, &q), "{case} u8 → f32");
+                let mut b = vec![0u8; f.len()];
+                (k.f32_u8)(dw, &x, 0, oh, &mut b);
+                assert_eq!(b, scalar_3x3::<f32, u8>(dw, &x), "{case} f32 → u8");
+                (k.u8_u8)(dw, &q, 0, oh, &mut b);
+                assert_eq!(b, scalar_3x3::<u8, u8>(dw, &q), "{case} u8 → u8");
+                // Rows computed in two calls are the rows of one call.
+                let mut halves = vec![0u8; b.len()];
+                let (top, bottom) = halves.split_at_mut(oh / 2 * dw.out_hw.1 * c);
+                (k.u8_u8)(dw, &q, 0, oh / 2, top);
+                (k.u8_u8)(dw, &q, oh / 2, oh, bottom);
+                assert_eq!(halves, b, "{case} split rows");
             }
         }
     }
