@@ -140,7 +140,11 @@ pub struct App {
     s3: Option<Arc<dyn ObjectStore>>,
     config: AppConfig,
     init_ms: f64,
-    invoked: AtomicBool,
+    /// Whether this instance has answered a health check / done detection work (HTTP detect,
+    /// S3, queue and batch events) yet: one cold-start flag per kind, so the health polls of a
+    /// deployment check or of the evaluation do not use up the first detection's cold start.
+    health_served: AtomicBool,
+    work_served: AtomicBool,
 }
 
 impl App {
@@ -155,7 +159,8 @@ impl App {
             s3,
             config,
             init_ms,
-            invoked: AtomicBool::new(false),
+            health_served: AtomicBool::new(false),
+            work_served: AtomicBool::new(false),
         }
     }
 
@@ -201,9 +206,14 @@ impl App {
         self.init_ms
     }
 
-    /// True for the first invocation of this instance.
-    fn take_cold_start(&self) -> bool {
-        !self.invoked.swap(true, Ordering::SeqCst)
+    /// True for the first request of this kind (`health` or detection work) on this instance.
+    fn take_cold_start(&self, health: bool) -> bool {
+        let served = if health {
+            &self.health_served
+        } else {
+            &self.work_served
+        };
+        !served.swap(true, Ordering::SeqCst)
     }
 
     /// An HTTP request, already unpacked from its event.
@@ -216,8 +226,13 @@ impl App {
         query: &[(String, String)],
         request_id: &str,
     ) -> HttpReply {
-        let cold_start = self.take_cold_start();
-        match route(method, path) {
+        let route = route(method, path);
+        let cold_start = match route {
+            Ok(Route::Health) => self.take_cold_start(true),
+            Ok(Route::Detect) => self.take_cold_start(false),
+            _ => false,
+        };
+        match route {
             Ok(Route::Health) => HttpReply {
                 status: 200,
                 body: self.health(cold_start),
@@ -455,7 +470,7 @@ impl App {
     /// An S3 event: every record is processed; the returned error lists failed records so the
     /// invocation fails and Lambda retries (results already written are rewritten identically).
     pub async fn handle_s3_event(&self, event: S3Event, request_id: &str) -> Result<Value, Value> {
-        let cold_start = self.take_cold_start();
+        let cold_start = self.take_cold_start(false);
         let start = Instant::now();
         let mut outcomes = Vec::with_capacity(event.records.len());
         for record in event.records {

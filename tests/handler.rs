@@ -55,6 +55,31 @@ fn health_reports_cold_then_warm() {
     assert_eq!(second.body["cold_start"], false);
 }
 
+/// Health polls (a deployment check, the evaluation waiting for the function) do not use up
+/// the cold start of the first detection; the second detection is warm.
+#[test]
+fn health_checks_leave_the_first_detection_cold() {
+    let app = app();
+    let rt = rt();
+    for id in ["h1", "h2"] {
+        rt.block_on(app.handle_http("GET", "/api/health", None, b"", &[], id));
+    }
+    let detect = |id| {
+        rt.block_on(app.handle_http(
+            "POST",
+            "/api/detect",
+            Some("image/jpeg"),
+            &image("chelsea.jpg"),
+            &[],
+            id,
+        ))
+    };
+    let first = detect("d1");
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["cold_start"], true);
+    assert_eq!(detect("d2").body["cold_start"], false);
+}
+
 #[test]
 fn detect_raw_image_with_summary() {
     let app = app();

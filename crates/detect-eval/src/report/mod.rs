@@ -126,6 +126,9 @@ pub struct Fitted {
     pub payload_bytes: f64,
     pub cold_start_rate: f64,
     pub cold_start_ms: f64,
+    /// Cold requests the penalty was measured from (0: the penalty is the assumed
+    /// `--cold-start-ms`).
+    pub cold_requests: usize,
     /// Where the remote figures came from.
     pub remote_from: String,
 }
@@ -181,8 +184,17 @@ pub fn fit(dataset: &str, sums: &[Summary], rows: &[Row], opts: &ReportOptions) 
         payload_bytes: remote.mean_bytes,
         cold_start_rate,
         cold_start_ms,
+        cold_requests: cold.len(),
         remote_from: remote.location.clone(),
     })
+}
+
+/// Where a cold-start penalty came from, for the report's text.
+fn penalty_source(cold_requests: usize) -> String {
+    match cold_requests {
+        0 => "assumed: no cold request in the rows, --cold-start-ms".into(),
+        n => format!("measured: {n} cold request(s) against the warm mean"),
+    }
 }
 
 /// The report: (Markdown, [(file name, SVG)]).
@@ -301,9 +313,10 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
         let _ = writeln!(md, "## {d}: the model\n");
         let _ = writeln!(
             md,
-            "Fitted from the measurements: local {} ms per image (in-process), remote compute {} ms (the function's own time, from \"{}\"), fixed round-trip overhead {} ms (HTTP + emulator, no added delay), payload {} KB per image, cold starts {} of remote requests (penalty {} ms). Offloaded time per image = overhead + added round trip + payload·8 / uplink + remote compute + cold-start rate · penalty.\n",
+            "Fitted from the measurements: local {} ms per image (in-process), remote compute {} ms (the function's own time, from \"{}\"), fixed round-trip overhead {} ms (HTTP + emulator, no added delay), payload {} KB per image, cold starts {} of remote requests (penalty {} ms, {}). Offloaded time per image = overhead + added round trip + payload·8 / uplink + remote compute + cold-start rate · penalty.\n",
             f2(f.local_ms), f2(f.remote_compute_ms), f.remote_from, f2(f.overhead_ms),
-            f2(f.payload_bytes / 1000.0), f2(f.cold_start_rate * 100.0) + " %", f2(f.cold_start_ms)
+            f2(f.payload_bytes / 1000.0), f2(f.cold_start_rate * 100.0) + " %", f2(f.cold_start_ms),
+            penalty_source(f.cold_requests)
         );
         if !links.is_empty() {
             let _ = writeln!(
@@ -726,5 +739,34 @@ pub(crate) mod tests {
         assert_eq!(f.remote_compute_ms, 24.0);
         assert_eq!(f.overhead_ms, 7.5);
         assert_eq!(f.remote_from, "local watch");
+    }
+
+    /// With no cold request in the rows the penalty is the assumed option, and the report says
+    /// so; with one it is measured (its round trip minus the warm mean) and labelled measured.
+    #[test]
+    fn cold_start_penalty_is_measured_or_labelled_assumed() {
+        let mut rows = rows();
+        let opts = ReportOptions::default();
+        let (md, _) = render(&rows, &opts);
+        assert!(
+            md.contains("(penalty 150.00 ms, assumed: no cold request in the rows"),
+            "{md}"
+        );
+        // The first "local watch" request (30 ms) is cold and took 130 ms more.
+        let first = rows
+            .iter_mut()
+            .find(|r| r.location == "local watch")
+            .unwrap();
+        first.cold_start = true;
+        first.rtt_ms += 130.0;
+        let f = fit("small", &summarize(&rows), &rows, &opts).unwrap();
+        // Warm "local watch" rows: 31, 32, 33 ms → mean 32; cold 160 ms → penalty 128 ms.
+        assert_eq!((f.cold_requests, f.cold_start_ms), (1, 128.0));
+        assert_eq!(f.cold_start_rate, 1.0 / 8.0);
+        let (md, _) = render(&rows, &opts);
+        assert!(
+            md.contains("(penalty 128.00 ms, measured: 1 cold request(s) against the warm mean)"),
+            "{md}"
+        );
     }
 }
