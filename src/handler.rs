@@ -140,9 +140,9 @@ pub struct App {
     s3: Option<Arc<dyn ObjectStore>>,
     config: AppConfig,
     init_ms: f64,
-    /// Whether this instance has answered a health check / done detection work (HTTP detect,
-    /// S3, queue and batch events) yet: one cold-start flag per kind, so the health polls of a
-    /// deployment check or of the evaluation do not use up the first detection's cold start.
+    /// Whether this instance has answered a health check / a detection request (HTTP detect,
+    /// S3 event: the replies that report `cold_start`) yet: one flag per kind, so the health
+    /// polls of a deployment check or of the evaluation do not use up the first detection's.
     health_served: AtomicBool,
     work_served: AtomicBool,
 }
