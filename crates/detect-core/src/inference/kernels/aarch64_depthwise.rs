@@ -11,6 +11,7 @@
 
 use std::arch::aarch64::*;
 
+use super::aarch64_neon::quantize4;
 use super::depthwise::Depthwise;
 use super::quant::{InElem, OutElem};
 use super::Depthwise3x3;
@@ -48,7 +49,7 @@ pub fn quantize(x: &[f32], inv: f32, zp: f32, out: &mut [u8]) -> usize {
         for i in (0..whole).step_by(BLOCK) {
             let p = x.as_ptr().add(i);
             let v = [vld1q_f32(p), vld1q_f32(p.add(4))];
-            u8::store(out.as_mut_ptr().add(i), BLOCK, v, inv, zp);
+            u8::store(out.as_mut_ptr().add(i), v, inv, zp);
         }
     }
     whole
@@ -62,17 +63,11 @@ pub trait Elem8: InElem + OutElem {
     /// Safety: NEON; `p` valid for 8 values.
     unsafe fn load(p: *const Self, scale: float32x4_t, offset: float32x4_t) -> [float32x4_t; 2];
 
-    /// Store the first `valid` lanes (1..=8); 8-bit values are quantized as
-    /// [`quantize`](super::quant::quantize) does.
+    /// Store 8 values; 8-bit values are quantized as [`quantize`](super::quant::quantize)
+    /// does.
     ///
-    /// Safety: NEON; `p` valid for `valid` values.
-    unsafe fn store(
-        p: *mut Self,
-        valid: usize,
-        v: [float32x4_t; 2],
-        inv: float32x4_t,
-        zero_point: float32x4_t,
-    );
+    /// Safety: NEON; `p` valid for 8 values.
+    unsafe fn store(p: *mut Self, v: [float32x4_t; 2], inv: float32x4_t, zero_point: float32x4_t);
 }
 
 impl Elem8 for f32 {
@@ -82,22 +77,9 @@ impl Elem8 for f32 {
     }
 
     #[inline(always)]
-    unsafe fn store(
-        p: *mut f32,
-        valid: usize,
-        v: [float32x4_t; 2],
-        _: float32x4_t,
-        _: float32x4_t,
-    ) {
-        if valid == BLOCK {
-            vst1q_f32(p, v[0]);
-            vst1q_f32(p.add(4), v[1]);
-        } else {
-            let mut lanes = [0f32; BLOCK];
-            vst1q_f32(lanes.as_mut_ptr(), v[0]);
-            vst1q_f32(lanes.as_mut_ptr().add(4), v[1]);
-            std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, valid);
-        }
+    unsafe fn store(p: *mut f32, v: [float32x4_t; 2], _: float32x4_t, _: float32x4_t) {
+        vst1q_f32(p, v[0]);
+        vst1q_f32(p.add(4), v[1]);
     }
 }
 
@@ -113,28 +95,9 @@ impl Elem8 for u8 {
     }
 
     #[inline(always)]
-    unsafe fn store(
-        p: *mut u8,
-        valid: usize,
-        v: [float32x4_t; 2],
-        inv: float32x4_t,
-        zero_point: float32x4_t,
-    ) {
-        // The scalar rule: fused multiply-add, clamp to [0, 255] (maxnm turns NaN into 0, as
-        // the scalar clamp + cast does), round half to even; in range, so narrowing is exact.
-        let q = v.map(|v| {
-            let v = vfmaq_f32(zero_point, v, inv);
-            let v = vminnmq_f32(vmaxnmq_f32(v, vdupq_n_f32(0.0)), vdupq_n_f32(255.0));
-            vmovn_u32(vcvtnq_u32_f32(v))
-        });
-        let bytes = vmovn_u16(vcombine_u16(q[0], q[1]));
-        if valid == BLOCK {
-            vst1_u8(p, bytes);
-        } else {
-            let mut lanes = [0u8; BLOCK];
-            vst1_u8(lanes.as_mut_ptr(), bytes);
-            std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, valid);
-        }
+    unsafe fn store(p: *mut u8, v: [float32x4_t; 2], inv: float32x4_t, zero_point: float32x4_t) {
+        let q = v.map(|v| quantize4(v, inv, zero_point));
+        vst1_u8(p, vmovn_u16(vcombine_u16(q[0], q[1])));
     }
 }
 
@@ -193,7 +156,7 @@ unsafe fn depthwise_3x3<I: Elem8, O: Elem8>(
                 }
                 // max before min, as the scalar `max(lo).min(hi)`; maxnm keeps lo for NaN.
                 let v = acc.map(|a| vminnmq_f32(vmaxnmq_f32(a, lo), hi));
-                O::store(y.add(((oy - oy0) * ow + ox) * c + ch), BLOCK, v, inv, zp);
+                O::store(y.add(((oy - oy0) * ow + ox) * c + ch), v, inv, zp);
             }
         }
         let out_row = &mut output[(oy - oy0) * ow * c..][..ow * c];

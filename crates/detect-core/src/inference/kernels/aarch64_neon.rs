@@ -111,6 +111,18 @@ unsafe fn usmmla(acc: int32x4_t, a: uint8x16_t, w: int8x16_t) -> int32x4_t {
     acc
 }
 
+/// Four values quantized as [`quantize`](super::quant::quantize) does, as 16-bit lanes: fused
+/// multiply-add, clamp to [0, 255] (maxnm turns NaN into 0, as the scalar clamp + cast does),
+/// round half to even; in range, so narrowing is exact.
+///
+/// Safety: NEON.
+#[inline(always)]
+pub unsafe fn quantize4(v: float32x4_t, inv: float32x4_t, zp: float32x4_t) -> uint16x4_t {
+    let v = vfmaq_f32(zp, v, inv);
+    let v = vminnmq_f32(vmaxnmq_f32(v, vdupq_n_f32(0.0)), vdupq_n_f32(255.0));
+    vmovn_u32(vcvtnq_u32_f32(v))
+}
+
 /// An output element the epilogue can store from f32 vectors.
 pub trait Store: OutElem {
     /// Store the first `valid` (at most 16) of the 16 values in `y`; 8-bit outputs are
@@ -141,13 +153,7 @@ impl Store for u8 {
     #[inline]
     unsafe fn store16(p: *mut u8, y: [float32x4_t; 4], valid: usize, inv: f32, zp: f32) {
         let (inv, zp) = (vdupq_n_f32(inv), vdupq_n_f32(zp));
-        // The scalar rule: fused multiply-add, clamp to [0, 255] (maxnm turns NaN into 0, as
-        // the scalar clamp + cast does), round half to even. In range, so narrowing is exact.
-        let q = y.map(|y| {
-            let v = vfmaq_f32(zp, y, inv);
-            let v = vminnmq_f32(vmaxnmq_f32(v, vdupq_n_f32(0.0)), vdupq_n_f32(255.0));
-            vmovn_u32(vcvtnq_u32_f32(v))
-        });
+        let q = y.map(|y| quantize4(y, inv, zp));
         let bytes = vcombine_u8(
             vmovn_u16(vcombine_u16(q[0], q[1])),
             vmovn_u16(vcombine_u16(q[2], q[3])),
