@@ -12,10 +12,10 @@
 # scripts/requirements.txt, so each gets its own virtualenv under target/tools (created on the
 # first run: a few minutes of downloads, then nothing).
 #
-# Time: `sam build` compiles every dependency for aarch64 (590 s on the 2-core test machine).
-# It cannot reuse scripts/test-arm64.sh's aarch64 build: cargo-lambda builds release with its
-# own profile settings (panic=abort, codegen-units=1, strip) and its own zig linker wrapper,
-# and Cargo rebuilds for either. See docs/DEPLOY.md, "Build".
+# Time: `sam build` runs cargo-lambda with the project's own release profile and aarch64 linker
+# (Cargo.toml, [package.metadata.lambda.build]), so after scripts/test-arm64.sh it compiles only
+# the function's own crates (seconds to a minute); alone, every dependency (~10 min).
+# See docs/DEPLOY.md, "Build".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # detect-core on arm64 (aarch64-unknown-linux-gnu) under emulation: builds the core's unit
 # tests, the fidelity test and the `detect` CLI once (one arm64 target dir; linked with zig, see
-# .cargo/config.toml), then runs them under Debian's qemu-user on two emulated CPUs:
+# .cargo/config.toml; `sam build` later reuses its dependencies: same profile, linker and target
+# dir), then runs them under Debian's qemu-user on two emulated CPUs:
 #
 #   neoverse-n1  Graviton2: NEON + dot product, no i8mm  → `detect info` reports neon-dotprod;
 #                unit tests of the neon and neon-dotprod kernels, and the fidelity test with

@@ -15,7 +15,12 @@ stage_done() {
   echo "-- $1: $((SECONDS - stage_start)) s"
   stage_start=$SECONDS
 }
-trap 'echo "== stage times"; printf "%s\n" "${timings[@]}"' EXIT
+# Disk use of the target dir by part, at the end (a CI machine's disk can be small).
+disk_use() {
+  echo "== target dir: $(du -sh "${CARGO_TARGET_DIR:-target}" 2>/dev/null | cut -f1)"
+  du -sh "${CARGO_TARGET_DIR:-target}"/* 2>/dev/null | sort -h | tail -6
+}
+trap 'echo "== stage times"; printf "%s\n" "${timings[@]}"; disk_use' EXIT
 
 scripts/install-deps.sh
 scripts/fetch-model.sh
