@@ -9,7 +9,7 @@
 //! requests respect the limits, decoded images respect the pixel limit.
 
 use detect_core::model::{convert, InputQuantization, InputSpec};
-use detect_core::preprocess::{decode, probe, to_input, ImageLimits};
+use detect_core::preprocess::{decode, decode_for, probe, to_input, ImageLimits};
 use lambda_detect::events::Event;
 use lambda_detect::handler::result_key;
 use lambda_detect::request::{parse_detect_request, route, RequestLimits};
@@ -148,15 +148,11 @@ pub const FUZZ_IMAGE_LIMITS: ImageLimits = ImageLimits {
     max_alloc: 64 * 1024 * 1024,
 };
 
-/// Image target: `probe`, then `decode` under [`FUZZ_IMAGE_LIMITS`], then `to_input` to a
+/// Image target: `probe`; `decode_for` (the detector's path: a JPEG twice the input's size or
+/// more is decoded at a reduced scale) and `decode` under [`FUZZ_IMAGE_LIMITS`]; `to_input` to a
 /// 24x16 input.
 pub fn image_decode(data: &[u8]) {
     let _ = probe(data);
-    let Ok(image) = decode(data, &FUZZ_IMAGE_LIMITS) else {
-        return;
-    };
-    let pixels = image.width() as u64 * image.height() as u64;
-    assert!(pixels > 0 && pixels <= FUZZ_IMAGE_LIMITS.max_pixels);
     let spec = InputSpec {
         name: "input".into(),
         height: 16,
@@ -167,7 +163,22 @@ pub fn image_decode(data: &[u8]) {
             zero_point: 127.5,
         },
     };
-    let input = to_input(&image, &spec);
+    if let Ok(decoded) = decode_for(data, &FUZZ_IMAGE_LIMITS, &spec) {
+        let pixels = decoded.width as u64 * decoded.height as u64;
+        assert!(pixels > 0 && pixels <= FUZZ_IMAGE_LIMITS.max_pixels);
+        let (w, h) = decoded.image.dimensions();
+        assert!(w > 0 && h > 0 && w <= decoded.width && h <= decoded.height);
+        check_input(&to_input(&decoded.image, &spec));
+    }
+    let Ok(image) = decode(data, &FUZZ_IMAGE_LIMITS) else {
+        return;
+    };
+    let pixels = image.width() as u64 * image.height() as u64;
+    assert!(pixels > 0 && pixels <= FUZZ_IMAGE_LIMITS.max_pixels);
+    check_input(&to_input(&image, &spec));
+}
+
+fn check_input(input: &[f32]) {
     assert_eq!(input.len(), 16 * 24 * 3);
     assert!(input.iter().all(|v| (-1.001..=1.001).contains(v)));
 }

@@ -250,8 +250,8 @@ impl Detector {
 
     /// Decode and preprocess only: the model input for an encoded image (for benchmarks).
     pub fn preprocess(&self, bytes: &[u8]) -> Result<Vec<f32>, preprocess::ImageError> {
-        let image = preprocess::decode(bytes, &self.limits)?;
-        Ok(preprocess::to_input(&image, &self.input))
+        let decoded = preprocess::decode_for(bytes, &self.limits, &self.input)?;
+        Ok(preprocess::to_input(&decoded.image, &self.input))
     }
 
     /// Op kinds of the optimized tract plan and their counts.
@@ -292,16 +292,19 @@ impl Detector {
     fn detect_into(&self, outcome: &mut ImageOutcome, bytes: &[u8], options: &FilterOptions) {
         let timings = &mut outcome.timings_ms;
         let t = Instant::now();
-        let decoded = preprocess::decode(bytes, &self.limits);
+        let decoded = preprocess::decode_for(bytes, &self.limits, &self.input);
         timings.decode = ms_since(t);
-        let image = match decoded {
-            Ok(image) => image,
+        let preprocess::Decoded {
+            image,
+            width,
+            height,
+        } = match decoded {
+            Ok(decoded) => decoded,
             Err(e) => {
                 outcome.result = Err(e.into());
                 return;
             }
         };
-        let (width, height) = image.dimensions();
         (outcome.width, outcome.height) = (Some(width), Some(height));
         let t = Instant::now();
         let input = preprocess::to_input(&image, &self.input);

@@ -5,7 +5,7 @@
 
 use std::io::Cursor;
 
-use image::imageops::FilterType;
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::model::InputSpec;
@@ -76,21 +76,22 @@ pub fn probe(bytes: &[u8]) -> Result<(image::ImageFormat, u32, u32), ImageError>
     Ok((format, w, h))
 }
 
-/// Decode any supported format and colour type to upright 8-bit RGB.
-pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError> {
+/// An image decoder whose dimensions were checked against the limits.
+type Checked<'a> = (image::ImageFormat, Box<dyn ImageDecoder + 'a>);
+
+/// Read the header and check the dimensions against `limits` before any pixel is decoded.
+fn open<'a>(bytes: &'a [u8], limits: &ImageLimits) -> Result<Checked<'a>, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    if reader.format().is_none() {
-        return Err(ImageError::UnsupportedFormat);
-    }
+    let format = reader.format().ok_or(ImageError::UnsupportedFormat)?;
     let mut decoder_limits = image::Limits::default();
     decoder_limits.max_alloc = Some(limits.max_alloc);
     reader.limits(decoder_limits);
-    let mut decoder = reader.into_decoder().map_err(from_image_error)?;
+    let decoder = reader.into_decoder().map_err(from_image_error)?;
     let (width, height) = decoder.dimensions();
     let pixels = width as u64 * height as u64;
     if pixels > limits.max_pixels {
@@ -106,18 +107,137 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError
             "the image has no pixels ({width}x{height})"
         )));
     }
-    // A broken EXIF block must not cost the image: fall back to no rotation.
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    Ok((format, Box::new(decoder)))
+}
+
+/// The EXIF orientation; a broken EXIF block must not cost the image: no rotation then.
+fn orientation(decoder: &mut dyn ImageDecoder) -> Orientation {
+    decoder.orientation().unwrap_or(Orientation::NoTransforms)
+}
+
+/// Decode every pixel, rotate upright, convert to 8-bit RGB.
+fn decode_all(
+    decoder: Box<dyn ImageDecoder + '_>,
+    orientation: Orientation,
+) -> Result<RgbImage, ImageError> {
     let mut image = DynamicImage::from_decoder(decoder).map_err(from_image_error)?;
     image.apply_orientation(orientation);
-    // Grey, grey+alpha, RGBA, 16-bit and float images all become 8-bit RGB (alpha dropped,
-    // as the reference's PIL convert('RGB') does).
-    Ok(match image {
+    Ok(to_rgb(image))
+}
+
+/// Grey, grey+alpha, RGBA, 16-bit and float images all become 8-bit RGB (alpha dropped, as the
+/// reference's PIL convert('RGB') does).
+fn to_rgb(image: DynamicImage) -> RgbImage {
+    match image {
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.to_rgb8(),
+    }
+}
+
+/// Decode any supported format and colour type to upright 8-bit RGB at full size.
+pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError> {
+    let (_, mut decoder) = open(bytes, limits)?;
+    let orientation = orientation(decoder.as_mut());
+    decode_all(decoder, orientation)
+}
+
+/// What [`decode_for`] gives: pixels for [`to_input`] and the size of the encoded image.
+#[derive(Debug)]
+pub struct Decoded {
+    /// Upright 8-bit RGB, at full size or reduced by a power of two.
+    pub image: RgbImage,
+    /// Upright width and height of the encoded image (the size detections are reported for).
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Decode for a model input of `input`'s size: as [`decode`], except that a JPEG at least twice
+/// the input's size on both sides is decoded at 1/2, 1/4 or 1/8 of its size in the DCT domain
+/// (the reduced IDCT, a low-pass downscale in itself), down to no less than the input's size.
+/// Most generated and camera photos are 2–8 times the input's size: decoding every pixel and
+/// then filtering them away in the resize cost more than the inference (docs/PERFORMANCE.md).
+/// A JPEG the reduced decoder cannot read (CMYK, 12-bit, or anything it rejects) is decoded at
+/// full size as before.
+pub fn decode_for(
+    bytes: &[u8],
+    limits: &ImageLimits,
+    input: &InputSpec,
+) -> Result<Decoded, ImageError> {
+    let (format, mut decoder) = open(bytes, limits)?;
+    let orientation = orientation(decoder.as_mut());
+    let (w, h) = decoder.dimensions();
+    let (width, height) = if swaps_axes(orientation) {
+        (h, w)
+    } else {
+        (w, h)
+    };
+    let scale = dct_scale(width, height, input);
+    let reduced = match (format, scale) {
+        (image::ImageFormat::Jpeg, 2..) => reduced_jpeg(bytes, scale, limits),
+        _ => None,
+    };
+    let image = match reduced {
+        Some(image) => {
+            let mut image = DynamicImage::ImageRgb8(image);
+            image.apply_orientation(orientation);
+            to_rgb(image)
+        }
+        None => decode_all(decoder, orientation)?,
+    };
+    Ok(Decoded {
+        image,
+        width,
+        height,
     })
+}
+
+fn swaps_axes(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
+/// The largest of 1, 2, 4, 8 that keeps an upright `width` x `height` image at least as large
+/// as the input on both sides.
+fn dct_scale(width: u32, height: u32, input: &InputSpec) -> u32 {
+    let factor = (width / (input.width as u32).max(1)).min(height / (input.height as u32).max(1));
+    match factor {
+        0..=1 => 1,
+        2..=3 => 2,
+        4..=7 => 4,
+        _ => 8,
+    }
+}
+
+/// A JPEG decoded at 1/`scale` of its size by jpeg-decoder's reduced IDCT, as 8-bit RGB in the
+/// stored (not yet rotated) orientation; None if it cannot: the caller decodes at full size.
+fn reduced_jpeg(bytes: &[u8], scale: u32, limits: &ImageLimits) -> Option<RgbImage> {
+    // Any panic in the second decoder costs the fast path only, never the image.
+    std::panic::catch_unwind(|| {
+        let mut decoder = jpeg_decoder::Decoder::new(bytes);
+        decoder
+            .set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).unwrap_or(usize::MAX));
+        decoder.read_info().ok()?;
+        let info = decoder.info()?;
+        let scale = scale as u16;
+        // Asking for ceil(side / scale) makes the decoder pick exactly 1/scale.
+        let (w, h) = decoder
+            .scale(info.width.div_ceil(scale), info.height.div_ceil(scale))
+            .ok()?;
+        let pixels = decoder.decode().ok()?;
+        let rgb = match info.pixel_format {
+            jpeg_decoder::PixelFormat::RGB24 => pixels,
+            jpeg_decoder::PixelFormat::L8 => pixels.iter().flat_map(|&v| [v, v, v]).collect(),
+            jpeg_decoder::PixelFormat::L16 | jpeg_decoder::PixelFormat::CMYK32 => return None,
+        };
+        RgbImage::from_raw(w as u32, h as u32, rgb)
+    })
+    .ok()
+    .flatten()
 }
 
 /// Average `factor` x `factor` blocks: a cheap first step for large downscales. Edge pixels
@@ -149,6 +269,28 @@ fn box_downscale(image: &RgbImage, factor: u32) -> RgbImage {
     RgbImage::from_raw(w, h, out).expect("buffer sized to the image")
 }
 
+/// Antialiased bilinear resize (the filter of the reference's PIL `Image.BILINEAR`), by
+/// fast_image_resize's fixed-point SIMD convolution: the `image` crate's resize of a 1 MP photo
+/// took longer than the inference.
+fn resize_bilinear(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+    use fast_image_resize::{
+        images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
+    };
+    let src = fast_image_resize::images::ImageRef::new(
+        image.width(),
+        image.height(),
+        image.as_raw(),
+        PixelType::U8x3,
+    )
+    .expect("an RgbImage's buffer holds width x height RGB pixels");
+    let mut dst = Image::new(width, height, PixelType::U8x3);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    Resizer::new()
+        .resize(&src, &mut dst, &options)
+        .expect("source and destination are both 8-bit RGB");
+    RgbImage::from_raw(width, height, dst.into_vec()).expect("buffer sized to the image")
+}
+
 /// Resize to the model's input (bilinear, antialiased) and normalize to
 /// `scale * (pixel - zero_point)`.
 pub fn to_input(image: &RgbImage, input: &InputSpec) -> Vec<f32> {
@@ -167,7 +309,7 @@ pub fn to_input(image: &RgbImage, input: &InputSpec) -> Vec<f32> {
     let pixels = if image.dimensions() == (w, h) {
         image
     } else {
-        resized = image::imageops::resize(image, w, h, FilterType::Triangle);
+        resized = resize_bilinear(image, w, h);
         &resized
     };
     let q = input.quantization;
@@ -182,6 +324,7 @@ pub fn to_input(image: &RgbImage, input: &InputSpec) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::model::InputQuantization;
+    use image::imageops::FilterType;
 
     fn spec() -> InputSpec {
         InputSpec {
@@ -256,6 +399,96 @@ mod tests {
             / direct.len() as f32;
         assert!(mean_diff < 4.0 / 128.0, "mean difference {mean_diff}");
         assert!(max_diff < 24.0 / 128.0, "max difference {max_diff}");
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/images");
+        std::fs::read(std::path::Path::new(dir).join(name)).unwrap()
+    }
+
+    /// Mean absolute difference of two images of the same size, in 8-bit levels.
+    fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
+        assert_eq!(a.dimensions(), b.dimensions());
+        let sum: u64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(&x, &y)| x.abs_diff(y) as u64)
+            .sum();
+        sum as f64 / a.as_raw().len() as f64
+    }
+
+    #[test]
+    fn large_jpegs_are_decoded_at_a_reduced_scale_upright_and_in_rgb() {
+        // A 50x50 input makes the 400-600 pixel fixtures "large": 1/4 or 1/8 scale. EXIF
+        // rotation, greyscale and colour must come out as the full decode's.
+        let input = InputSpec {
+            height: 50,
+            width: 50,
+            ..spec()
+        };
+        let limits = ImageLimits::default();
+        for name in [
+            "coffee.jpg",
+            "chelsea_exif_orientation6.jpg",
+            "chelsea_gray.jpg",
+        ] {
+            let bytes = fixture(name);
+            let full = decode(&bytes, &limits).unwrap();
+            let reduced = decode_for(&bytes, &limits, &input).unwrap();
+            assert_eq!((reduced.width, reduced.height), full.dimensions(), "{name}");
+            let (w, h) = full.dimensions();
+            let s = dct_scale(w, h, &input);
+            assert!(s >= 4, "{name}: scale 1/{s}");
+            assert_eq!(
+                reduced.image.dimensions(),
+                (w.div_ceil(s), h.div_ceil(s)),
+                "{name}: decoded at 1/{s}"
+            );
+            // The full image averaged over the same blocks (the last partial block aside).
+            let averaged = box_downscale(&full, s);
+            let cropped = image::imageops::crop_imm(&reduced.image, 0, 0, w / s, h / s).to_image();
+            let diff = mean_abs_diff(&cropped, &averaged);
+            // Measured: 1.1 (grey) to 3.2 levels (colour: chroma is upsampled differently); a
+            // mirrored image differs by 33-45 levels, one shifted by a pixel by about 9.
+            assert!(diff < 5.0, "{name}: mean difference {diff:.2} levels");
+        }
+    }
+
+    #[test]
+    fn jpegs_the_reduced_decoder_does_not_read_are_decoded_in_full() {
+        // CMYK: jpeg-decoder gives CMYK, which the `image` crate converts; small: nothing to gain.
+        let input = InputSpec {
+            height: 50,
+            width: 50,
+            ..spec()
+        };
+        let limits = ImageLimits::default();
+        let cmyk = fixture("coffee_cmyk.jpg");
+        let decoded = decode_for(&cmyk, &limits, &input).unwrap();
+        assert_eq!(decoded.image, decode(&cmyk, &limits).unwrap());
+        let small = InputSpec {
+            height: 300,
+            width: 300,
+            ..spec()
+        };
+        let coffee = fixture("coffee.jpg");
+        let decoded = decode_for(&coffee, &limits, &small).unwrap();
+        assert_eq!(decoded.image, decode(&coffee, &limits).unwrap());
+    }
+
+    #[test]
+    fn dct_scale_keeps_at_least_the_input_size() {
+        let input = InputSpec {
+            height: 300,
+            width: 300,
+            ..spec()
+        };
+        assert_eq!(dct_scale(599, 2400, &input), 1);
+        assert_eq!(dct_scale(600, 2400, &input), 2);
+        assert_eq!(dct_scale(2400, 1600, &input), 4);
+        assert_eq!(dct_scale(4000, 3000, &input), 8);
+        assert_eq!(dct_scale(9000, 6000, &input), 8);
     }
 
     #[test]

@@ -172,8 +172,9 @@ fn check_against_litert(isa: Isa, int8: bool) -> (usize, f32, f32) {
     (detector.info().int8_convolutions, worst_iou, worst_diff)
 }
 
-/// A large photo takes the two-step resize (block average, then bilinear): its detections must
-/// match those of the same photo at its original size.
+/// A large photo takes the shortcuts for large images (a PNG: block average, then bilinear; a
+/// JPEG: decoded at 1/8 scale in the DCT domain, then bilinear): its detections must match those
+/// of the same photo at its original size.
 #[test]
 fn large_photos_detect_like_their_originals() {
     let detector = Detector::load(&ModelSource::Default, &DetectorConfig::default()).unwrap();
@@ -187,28 +188,41 @@ fn large_photos_detect_like_their_originals() {
             img.height() * 7,
             image::imageops::FilterType::Triangle,
         );
-        let mut encoded = std::io::Cursor::new(Vec::new());
-        big.write_to(&mut encoded, image::ImageFormat::Png).unwrap();
-        let large = detector.detect(name, encoded.get_ref(), &options);
-        assert_eq!(large.width, Some(img.width() * 7));
-        let top = |r: &detect_core::ImageOutcome| {
-            let found = r.result.as_ref().expect("detections");
-            found.first().cloned().expect("a detection")
+        let png = {
+            let mut encoded = std::io::Cursor::new(Vec::new());
+            big.write_to(&mut encoded, image::ImageFormat::Png).unwrap();
+            encoded.into_inner()
         };
-        let (a, b) = (top(&original), top(&large));
-        assert_eq!(a.class_id, b.class_id, "{name}");
-        assert!(
-            (a.score - b.score).abs() <= 0.05,
-            "{name}: {} vs {}",
-            a.score,
-            b.score
-        );
-        let bx = |d: &detect_core::schema::Detection| BoxN {
-            ymin: d.bbox.ymin,
-            xmin: d.bbox.xmin,
-            ymax: d.bbox.ymax,
-            xmax: d.bbox.xmax,
+        let jpeg = {
+            let mut encoded = Vec::new();
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut encoded, 92)
+                .encode_image(&big)
+                .unwrap();
+            encoded
         };
-        assert!(iou(&bx(&a), &bx(&b)) >= 0.9, "{name}");
+        for (format, bytes) in [("PNG", png), ("JPEG", jpeg)] {
+            let large = detector.detect(name, &bytes, &options);
+            assert_eq!(large.width, Some(img.width() * 7), "{name} {format}");
+            assert_eq!(large.height, Some(img.height() * 7), "{name} {format}");
+            let top = |r: &detect_core::ImageOutcome| {
+                let found = r.result.as_ref().expect("detections");
+                found.first().cloned().expect("a detection")
+            };
+            let (a, b) = (top(&original), top(&large));
+            assert_eq!(a.class_id, b.class_id, "{name} {format}");
+            assert!(
+                (a.score - b.score).abs() <= 0.05,
+                "{name} {format}: {} vs {}",
+                a.score,
+                b.score
+            );
+            let bx = |d: &detect_core::schema::Detection| BoxN {
+                ymin: d.bbox.ymin,
+                xmin: d.bbox.xmin,
+                ymax: d.bbox.ymax,
+                xmax: d.bbox.xmax,
+            };
+            assert!(iou(&bx(&a), &bx(&b)) >= 0.9, "{name} {format}");
+        }
     }
 }
