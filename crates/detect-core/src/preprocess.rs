@@ -111,7 +111,7 @@ fn open<'a>(bytes: &'a [u8], limits: &ImageLimits) -> Result<Checked<'a>, ImageE
 }
 
 /// The EXIF orientation; a broken EXIF block must not cost the image: no rotation then.
-fn orientation(decoder: &mut dyn ImageDecoder) -> Orientation {
+fn read_orientation(decoder: &mut dyn ImageDecoder) -> Orientation {
     decoder.orientation().unwrap_or(Orientation::NoTransforms)
 }
 
@@ -137,7 +137,7 @@ fn to_rgb(image: DynamicImage) -> RgbImage {
 /// Decode any supported format and colour type to upright 8-bit RGB at full size.
 pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError> {
     let (_, mut decoder) = open(bytes, limits)?;
-    let orientation = orientation(decoder.as_mut());
+    let orientation = read_orientation(decoder.as_mut());
     decode_all(decoder, orientation)
 }
 
@@ -164,7 +164,7 @@ pub fn decode_for(
     input: &InputSpec,
 ) -> Result<Decoded, ImageError> {
     let (format, mut decoder) = open(bytes, limits)?;
-    let orientation = orientation(decoder.as_mut());
+    let orientation = read_orientation(decoder.as_mut());
     let (w, h) = decoder.dimensions();
     let (width, height) = if swaps_axes(orientation) {
         (h, w)
@@ -401,6 +401,14 @@ mod tests {
         assert!(max_diff < 24.0 / 128.0, "max difference {max_diff}");
     }
 
+    fn square_spec(side: usize) -> InputSpec {
+        InputSpec {
+            height: side,
+            width: side,
+            ..spec()
+        }
+    }
+
     fn fixture(name: &str) -> Vec<u8> {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/images");
         std::fs::read(std::path::Path::new(dir).join(name)).unwrap()
@@ -422,11 +430,7 @@ mod tests {
     fn large_jpegs_are_decoded_at_a_reduced_scale_upright_and_in_rgb() {
         // A 50x50 input makes the 400-600 pixel fixtures "large": 1/4 or 1/8 scale. EXIF
         // rotation, greyscale and colour must come out as the full decode's.
-        let input = InputSpec {
-            height: 50,
-            width: 50,
-            ..spec()
-        };
+        let input = square_spec(50);
         let limits = ImageLimits::default();
         for name in [
             "coffee.jpg",
@@ -458,20 +462,12 @@ mod tests {
     #[test]
     fn jpegs_the_reduced_decoder_does_not_read_are_decoded_in_full() {
         // CMYK: jpeg-decoder gives CMYK, which the `image` crate converts; small: nothing to gain.
-        let input = InputSpec {
-            height: 50,
-            width: 50,
-            ..spec()
-        };
+        let input = square_spec(50);
         let limits = ImageLimits::default();
         let cmyk = fixture("coffee_cmyk.jpg");
         let decoded = decode_for(&cmyk, &limits, &input).unwrap();
         assert_eq!(decoded.image, decode(&cmyk, &limits).unwrap());
-        let small = InputSpec {
-            height: 300,
-            width: 300,
-            ..spec()
-        };
+        let small = square_spec(300);
         let coffee = fixture("coffee.jpg");
         let decoded = decode_for(&coffee, &limits, &small).unwrap();
         assert_eq!(decoded.image, decode(&coffee, &limits).unwrap());
@@ -479,11 +475,7 @@ mod tests {
 
     #[test]
     fn dct_scale_keeps_at_least_the_input_size() {
-        let input = InputSpec {
-            height: 300,
-            width: 300,
-            ..spec()
-        };
+        let input = square_spec(300);
         assert_eq!(dct_scale(599, 2400, &input), 1);
         assert_eq!(dct_scale(600, 2400, &input), 2);
         assert_eq!(dct_scale(2400, 1600, &input), 4);
