@@ -15,12 +15,23 @@ export PROXY_TIMEOUT="${PROXY_TIMEOUT:-600}"
 out=target/study/e2e-report
 results=target/study/results-small-12
 
-scripts/study.sh --count 12 --seed 3 --out "$out" --policy-count 12 --policy-profiles changing
+COLD_RESTARTS=2 COLD_IMAGES=4 \
+  scripts/study.sh --count 12 --seed 3 --out "$out" --policy-count 12 --policy-profiles changing
 
 python3 - "$results" <<'PY'
 import csv, pathlib, sys
 files = sorted(pathlib.Path(sys.argv[1]).glob("*.csv"))
-assert len(files) == 4, files
+cold = [f for f in files if "cold-start" in f.name]
+files = [f for f in files if f not in cold]
+assert len(files) == 5, files
+assert [f.name for f in cold] == ["9-cold-start-1.csv", "9-cold-start-2.csv"], cold
+for f in cold:
+    rows = list(csv.DictReader(f.open()))
+    assert len(rows) == 4 and all(r["status"] == "200" for r in rows), (f, rows)
+    # The restart's first request meets the cold start (process start + model load).
+    assert [r["cold_start"] for r in rows] == ["true", "false", "false", "false"], (f, rows)
+    assert float(rows[0]["rtt_ms"]) > max(float(r["rtt_ms"]) for r in rows[1:]), (f, rows)
+    print(f"{f.name}: cold first request {rows[0]['rtt_ms']} ms, then warm")
 for f in files:
     rows = list(csv.DictReader(f.open()))
     assert len(rows) == 12, (f, len(rows))
@@ -60,5 +71,10 @@ assert "## Adaptive offloading" in table, "the policy study is a section of the 
 assert "| changing: good, after" in table and "emulated" in table, table
 assert ", 1 vCPU" in table, "the function runs with a Lambda-like CPU share"
 PY
-"${CARGO_TARGET_DIR:-target}/release/detect" report --check --out "$out" "$results"/*.csv
+detect="${CARGO_TARGET_DIR:-target}/release/detect"
+"$detect" report --check --out "$out" "$results"/*.csv
+# The committed form: every table re-derived from the gzipped rows beside the report.
+"$detect" report --check-only --out "$out" "$out"/data/*.csv.gz
+grep -q "^## Cold starts, measured" "$out/README.md"
+grep -q "^## The seed's table, filled in by this system" "$out/README.md"
 echo "eval e2e: ok"

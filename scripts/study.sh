@@ -1,20 +1,27 @@
 #!/usr/bin/env bash
-# The offload study in one command: generate a collection, run it in-process, through
-# the Lambda function under `cargo lambda watch`, and through two emulated remote links (the
-# same function behind `detect proxy`: 100 Mbit/s + 10 ms and 10 Mbit/s + 60 ms round trip),
-# then write the report (Markdown + SVG) with the date and the machine. The function (and the
-# emulator) run pinned to one CPU, like a Lambda function at 1769 MB (1 vCPU): REMOTE_CPUS
-# (default "1", a taskset list; empty = unpinned) — the labels say so.
+# The offload study in one command: generate the collections, run each in-process (one image
+# at a time, and two at once on both cores), through the Lambda function under `cargo lambda
+# watch`, and through two emulated remote links (the same function behind `detect proxy`:
+# 100 Mbit/s + 10 ms and 10 Mbit/s + 60 ms round trip); measure cold starts by restarting the
+# function COLD_RESTARTS times; then write the report (Markdown + SVG) with the date and the
+# machine, and commit-ready copies of its rows (data/*.csv.gz). The function (and the emulator)
+# run pinned to one CPU, like a Lambda function at 1769 MB (1 vCPU): REMOTE_CPUS (default "1",
+# a taskset list; empty = unpinned) — the labels say so.
 #
 # Then the policy study: `detect send --policy local|remote|auto` on the first
-# POLICY_COUNT images over a good, a bad and a changing emulated link, with an emulated slow
-# local device (LOCAL_SLOWDOWN × this machine's in-process time); its table is appended to the
-# report (policy.md alone with --policy-only).
+# POLICY_COUNT images of the first collection over a good, a bad and a changing emulated link,
+# with an emulated slow local device (LOCAL_SLOWDOWN × this machine's in-process time); its
+# table is appended to the report (policy.md alone with --policy-only).
 #
-#   scripts/study.sh [--preset small|medium|big] [--count N] [--seed N] [--out DIR]
+#   scripts/study.sh [--preset small|medium|big|all] [--count N] [--seed N] [--out DIR]
 #                    [--endpoint URL --endpoint-label NAME]   (also a deployed API: URL/api/detect)
 #                    [--policy-count N (60; 0 skips)] [--policy-profiles "good bad changing"]
 #                    [--policy-only]   (only the policy study: writes policy.md, not README.md)
+#
+# --preset all: SMALL, MEDIUM and BIG (296 + 2070 + 4913 images), about 40 minutes on two cores.
+# COLD_RESTARTS (default 5; 0 skips): restarts of the function, each followed by COLD_IMAGES
+# (default 6) requests, the first of which meets the cold start (process start, model load,
+# first request), the rest warm.
 #
 # Default output: docs/evaluation/ (the committed example). Work files: target/study/.
 # Ports: S3_PORT (5077), WATCH_PORT (9077), PROXY_PORT (9177, 9178; policy study from 9277). Everything started here
@@ -39,11 +46,17 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+case "$preset" in
+  all) presets=(small medium big) ;;
+  small | medium | big) presets=("$preset") ;;
+  *) echo "unknown preset $preset (small, medium, big or all)" >&2; exit 2 ;;
+esac
 export S3_PORT="${S3_PORT:-5077}" WATCH_PORT="${WATCH_PORT:-9077}"
 proxy_port="${PROXY_PORT:-9177}"
 proxy_timeout="${PROXY_TIMEOUT:-3600}"
+cold_restarts="${COLD_RESTARTS:-5}" cold_images="${COLD_IMAGES:-6}"
 work=target/study
-data="$work/$preset${count:+-$count}"
+data_of() { echo "$work/$1${count:+-$count}"; }
 results="$work/results-$preset${count:+-$count}"
 mkdir -p "$out"
 
@@ -55,13 +68,18 @@ detect="${CARGO_TARGET_DIR:-target}/release/detect"
 if [[ -z "$policy_only" ]]; then
 rm -rf "$results"
 mkdir -p "$results"
-echo "== dataset: $preset${count:+ (first $count)}, seed $seed" >&2
-rm -rf "$data"
-$detect dataset --preset "$preset" --seed "$seed" --out "$data" ${count:+--count "$count"}
-
-echo "== in-process" >&2
-$detect local --dataset "$preset" --label "in-process" --out "$results/1-in-process.csv" "$data"
-
+# Everything in-process first, while nothing else runs on the machine.
+for i in "${!presets[@]}"; do
+  p="${presets[$i]}" data="$(data_of "${presets[$i]}")" tag="$((i + 1))-${presets[$i]}"
+  echo "== dataset: $p${count:+ (first $count)}, seed $seed" >&2
+  rm -rf "$data"
+  $detect dataset --preset "$p" --seed "$seed" --out "$data" ${count:+--count "$count"}
+  echo "== $p: in-process" >&2
+  $detect local --dataset "$p" --label "in-process" --out "$results/$tag-1-in-process.csv" "$data"
+  echo "== $p: in-process, 2 at once" >&2
+  $detect local --jobs 2 --dataset "$p" --label "in-process, 2 at once" \
+    --out "$results/$tag-2-in-process-2-jobs.csv" "$data"
+done
 fi
 
 # The watch must not rebuild and restart the function when files change during the study
@@ -94,36 +112,59 @@ wait_port() {
 machine="$(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 [[ -n "$remote_cpus" ]] && machine+="; the function pinned to CPU $remote_cpus (taskset) like a 1769 MB Lambda (1 vCPU)"
 if [[ -z "$policy_only" ]]; then
-echo "== local watch" >&2
-$detect send --endpoint "http://127.0.0.1:$WATCH_PORT$path" --dataset "$preset" \
-  --label "local watch$cpu_note" --out "$results/2-local-watch.csv" "$data"
-
-n=3
-for profile in "100 10" "10 60"; do
-  read -r mbit delay <<<"$profile"
-  label="emulated ${mbit} Mbit/s + ${delay} ms$cpu_note"
-  echo "== $label" >&2
-  $detect proxy --listen "127.0.0.1:$proxy_port" --target "127.0.0.1:$WATCH_PORT" \
-    --bandwidth-mbit "$mbit" --delay-ms "$delay" --max-connections 16 --timeout "$proxy_timeout" &
-  pid=$!
-  proxy_pids+=("$pid")
-  wait_port "$proxy_port"
-  $detect send --endpoint "http://127.0.0.1:$proxy_port$path" --dataset "$preset" \
-    --label "$label" --out "$results/$n-emulated-${mbit}mbit-${delay}ms.csv" "$data"
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  proxy_port=$((proxy_port + 1))
-  n=$((n + 1))
+for i in "${!presets[@]}"; do
+  p="${presets[$i]}" data="$(data_of "${presets[$i]}")" tag="$((i + 1))-${presets[$i]}"
+  echo "== $p: local watch" >&2
+  $detect send --endpoint "http://127.0.0.1:$WATCH_PORT$path" --dataset "$p" \
+    --label "local watch$cpu_note" --out "$results/$tag-3-local-watch.csv" "$data"
+  n=4
+  for profile in "100 10" "10 60"; do
+    read -r mbit delay <<<"$profile"
+    label="emulated ${mbit} Mbit/s + ${delay} ms$cpu_note"
+    echo "== $p: $label" >&2
+    $detect proxy --listen "127.0.0.1:$proxy_port" --target "127.0.0.1:$WATCH_PORT" \
+      --bandwidth-mbit "$mbit" --delay-ms "$delay" --max-connections 16 --timeout "$proxy_timeout" &
+    pid=$!
+    proxy_pids+=("$pid")
+    wait_port "$proxy_port"
+    $detect send --endpoint "http://127.0.0.1:$proxy_port$path" --dataset "$p" \
+      --label "$label" --out "$results/$tag-$n-emulated-${mbit}mbit-${delay}ms.csv" "$data"
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    proxy_port=$((proxy_port + 1))
+    n=$((n + 1))
+  done
+  if [[ -n "$endpoint" ]]; then
+    echo "== $p: $endpoint_label" >&2
+    $detect send --endpoint "$endpoint" --dataset "$p" --label "$endpoint_label" \
+      --out "$results/$tag-$n-endpoint.csv" "$data"
+  fi
 done
 
-if [[ -n "$endpoint" ]]; then
-  echo "== $endpoint_label" >&2
-  $detect send --endpoint "$endpoint" --dataset "$preset" --label "$endpoint_label" \
-    --out "$results/$n-endpoint.csv" "$data"
+# Cold starts, measured: restart the function (a new process under a new watch), wait only
+# until the emulator listens (no request reaches the function), then send COLD_IMAGES images:
+# the first one pays the process start, the model load and the first request. The report takes
+# each restart's first round trip minus the mean of its warm ones (location "cold start K of N").
+cold_data="$work/cold-${presets[0]}-$cold_images"
+if [[ "$cold_restarts" -gt 0 ]]; then
+  rm -rf "$cold_data"
+  $detect dataset --preset "${presets[0]}" --seed "$seed" --out "$cold_data" --count "$cold_images"
 fi
+for k in $(seq 1 "$cold_restarts"); do
+  echo "== cold start $k of $cold_restarts" >&2
+  function_restart_cold
+  $detect send --endpoint "http://127.0.0.1:$WATCH_PORT$path" --dataset "${presets[0]}" \
+    --label "cold start $k of $cold_restarts$cpu_note" --out "$results/9-cold-start-$k.csv" \
+    "$cold_data"
+done
 
 echo "== report → $out" >&2
 $detect report --out "$out" --machine "$machine" --date "$(date -u +%Y-%m-%d)" "$results"/*.csv
+# The rows behind every table and chart, beside the report (report --check re-derives the
+# tables from them).
+rm -rf "$out/data"
+mkdir -p "$out/data"
+for f in "$results"/*.csv; do gzip -9n <"$f" >"$out/data/$(basename "$f").gz"; done
 echo "report: $out/README.md" >&2
 fi
 
@@ -134,12 +175,12 @@ fi
 if [[ "$policy_count" -gt 0 ]]; then
   slowdown="${LOCAL_SLOWDOWN:-4}"
   change_after="${CHANGE_AFTER:-1.5}"
-  pdata="$work/policy-$preset-$policy_count"
-  presults="$work/results-policy-$preset-$policy_count"
+  pdata="$work/policy-${presets[0]}-$policy_count"
+  presults="$work/results-policy-${presets[0]}-$policy_count"
   rm -rf "$pdata" "$presults"
   mkdir -p "$presults"
   echo "== policy study: $policy_count images" >&2
-  $detect dataset --preset "$preset" --seed "$seed" --out "$pdata" --count "$policy_count"
+  $detect dataset --preset "${presets[0]}" --seed "$seed" --out "$pdata" --count "$policy_count"
   # Apart from the other proxies' ports (and from eval-e2e.sh's, PROXY_PORT 9188 + 100).
   proxy_port=$((${PROXY_PORT:-9177} + 100))
   k=1
@@ -160,7 +201,7 @@ if [[ "$policy_count" -gt 0 ]]; then
       proxy_pids+=("$pid")
       wait_port "$proxy_port"
       $detect send --policy "$policy" --local-slowdown "$slowdown" \
-        --endpoint "http://127.0.0.1:$proxy_port$path" --dataset "$preset-$policy_count" \
+        --endpoint "http://127.0.0.1:$proxy_port$path" --dataset "${presets[0]}-$policy_count" \
         --label "$name (emulated) / $policy" --out "$presults/$k-$profile-$policy.csv" "$pdata"
       kill "$pid" 2>/dev/null || true
       wait "$pid" 2>/dev/null || true
@@ -171,7 +212,7 @@ if [[ "$policy_count" -gt 0 ]]; then
   preamble="# Adaptive offloading: local vs remote vs auto ($(date -u +%Y-%m-%d), $machine)
 
 Written by \`scripts/study.sh\` (\`detect send --policy local|remote|auto\`, \`detect
-policy-report\`) on the first $policy_count images of $preset (seed $seed). **Everything here is
+policy-report\`) on the first $policy_count images of ${presets[0]} (seed $seed). **Everything here is
 emulated**: the links are this machine's function under \`cargo lambda watch\` behind \`detect
 proxy\`, and the local device is this machine slowed to ${slowdown}× its measured in-process
 time (\`--local-slowdown $slowdown\`). ms/image: mean of the rows' time per image (local:

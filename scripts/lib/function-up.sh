@@ -19,22 +19,15 @@ mkdir -p "$_function_state"
 _watch_pid=""
 
 function_down() {
-  if [[ -n "$_watch_pid" ]]; then
-    kill -- "-$_watch_pid" 2>/dev/null || kill "$_watch_pid" 2>/dev/null || true
-    wait "$_watch_pid" 2>/dev/null || true
-    _watch_pid=""
-  fi
+  _watch_stop
   S3_PORT="$S3_PORT" scripts/local-s3.sh stop >/dev/null 2>&1 || true
 }
 trap function_down EXIT
 
-function_up() {
-  scripts/fetch-model.sh >/dev/null
-  scripts/local-s3.sh start >/dev/null
-  # Build first, so the watch's first invoke does not spend minutes compiling.
+# Start `cargo lambda watch` on the function (built already); does not wait.
+_watch_start() {
   local build
   read -r -a build <<<"${FUNCTION_BUILD:---release}"
-  cargo build "${build[@]}" --bin detect-lambda
   local env_vars="S3_ENDPOINT_URL=$S3_ENDPOINT_URL,ALLOWED_BUCKETS=$BUCKET,RESULTS_PREFIX=detections/"
   env_vars+=",AWS_ACCESS_KEY_ID=test,AWS_SECRET_ACCESS_KEY=test,AWS_REGION=us-east-1,RUST_LOG=info"
   # --ignore-changes: the tests run the binary built above; a source edit during the run must
@@ -44,6 +37,24 @@ function_up() {
   setsid "${pin[@]}" cargo lambda watch "${build[@]}" --ignore-changes --invoke-address 127.0.0.1 --invoke-port "$WATCH_PORT" \
     --env-vars "$env_vars" >"$_function_state/watch.log" 2>&1 &
   _watch_pid=$!
+}
+
+_watch_stop() {
+  if [[ -n "$_watch_pid" ]]; then
+    kill -- "-$_watch_pid" 2>/dev/null || kill "$_watch_pid" 2>/dev/null || true
+    wait "$_watch_pid" 2>/dev/null || true
+    _watch_pid=""
+  fi
+}
+
+function_up() {
+  scripts/fetch-model.sh >/dev/null
+  scripts/local-s3.sh start >/dev/null
+  # Build first, so the watch's first invoke does not spend minutes compiling.
+  local build
+  read -r -a build <<<"${FUNCTION_BUILD:---release}"
+  cargo build "${build[@]}" --bin detect-lambda
+  _watch_start
   local health="$FUNCTION_URL/api/health"
   for _ in $(seq 1 300); do
     curl -sf --max-time 60 "$health" >/dev/null 2>&1 && return 0
@@ -56,5 +67,25 @@ function_up() {
   done
   tail -50 "$_function_state/watch.log" >&2
   echo "the function did not answer $health" >&2
+  return 1
+}
+
+# A cold function: stop the watch (and the function process under it), start a new one and
+# wait only until the emulator accepts connections. The watch starts the function's process
+# on the first request, so that request meets a cold start: process start, model load, first
+# request (the S3 server keeps running).
+function_restart_cold() {
+  _watch_stop
+  _watch_start
+  for _ in $(seq 1 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$WATCH_PORT") 2>/dev/null && return 0
+    if ! kill -0 "$_watch_pid" 2>/dev/null; then
+      cat "$_function_state/watch.log" >&2
+      echo "cargo lambda watch exited (log above)" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  echo "cargo lambda watch did not listen on $WATCH_PORT" >&2
   return 1
 }

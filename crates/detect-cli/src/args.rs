@@ -100,6 +100,10 @@ pub struct ReportArgs {
     /// After writing, read the report back and fail unless its table equals the rows.
     #[arg(long)]
     pub check: bool,
+    /// Write nothing: re-derive every table from the rows and fail unless each stands, line
+    /// for line, in the report already in --out (e.g. the committed one, from its data/).
+    #[arg(long, conflicts_with = "check")]
+    pub check_only: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -242,6 +246,9 @@ pub struct LocalArgs {
     /// Images run untimed first.
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
+    /// Images in flight at once, each on its own thread (1: one after another).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
     #[command(flatten)]
     pub model: ModelArgs,
     /// The collection (a directory or files).

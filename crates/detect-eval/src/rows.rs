@@ -153,10 +153,31 @@ pub fn write_json(path: &Path, rows: &[Row]) -> std::io::Result<()> {
     )
 }
 
-/// Rows from a CSV (by header) or a JSON file written by [`write_json`].
+/// Largest uncompressed rows file read (a gzipped one could claim any size).
+const MAX_ROWS_FILE_BYTES: u64 = 1 << 30;
+
+/// Rows from a CSV (by header) or a JSON file written by [`write_json`], either possibly
+/// gzipped (name ending in `.gz`: the report's committed data).
 pub fn read_rows(path: &Path) -> Result<Vec<Row>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    use std::io::Read;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut text = String::new();
+    reader
+        .take(MAX_ROWS_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_ROWS_FILE_BYTES {
+        return Err(format!(
+            "{}: more than {MAX_ROWS_FILE_BYTES} bytes of rows",
+            path.display()
+        ));
+    }
     if text.trim_start().starts_with('{') {
         #[derive(Deserialize)]
         struct File {
@@ -186,6 +207,8 @@ pub struct Summary {
     pub p90_ms: f64,
     pub p99_ms: f64,
     pub images_per_s: f64,
+    /// Wall time of the run: from its start to the last image's answer, seconds.
+    pub wall_s: f64,
     pub cold_starts: usize,
     pub ran_remote: usize,
 }
@@ -226,6 +249,7 @@ pub fn summarize(rows: &[Row]) -> Vec<Summary> {
                 } else {
                     f64::NAN
                 },
+                wall_s: wall / 1000.0,
                 cold_starts: all.iter().filter(|r| r.cold_start).count(),
                 ran_remote: all.iter().filter(|r| r.ran == "remote").count(),
                 dataset,
@@ -324,5 +348,23 @@ mod tests {
         assert!((s.p90_ms - 28.0).abs() < 1e-9);
         // Last image done at 60 ms: 3 images in 0.06 s.
         assert!((s.images_per_s - 50.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn gzipped_csv_reads_like_the_plain_one() {
+        use std::io::Write;
+        let rows = vec![row("a.jpg", 10.0), row("b.jpg", 20.0)];
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("r.csv");
+        std::fs::write(&plain, csv_text(&rows)).unwrap();
+        let gz = dir.path().join("r.csv.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(csv_text(&rows).as_bytes()).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        assert_eq!(read_rows(&gz).unwrap(), rows);
+        assert_eq!(read_rows(&plain).unwrap(), rows);
+        // Not gzip at all: an error naming the file, no panic.
+        std::fs::write(&gz, b"dataset,location").unwrap();
+        assert!(read_rows(&gz).unwrap_err().contains("r.csv.gz"));
     }
 }

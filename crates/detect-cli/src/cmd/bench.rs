@@ -21,6 +21,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
                 dataset: None,
             },
             warmup: args.warmup,
+            jobs: args.jobs,
             model: args.model,
             paths: args.paths,
         });

@@ -24,6 +24,7 @@ pub fn run(args: LocalArgs) -> Result<ExitCode, String> {
         &dataset_label(&args.output, &paths),
         &location,
         args.warmup,
+        args.jobs.into(),
         image_status,
         &|n| bar.inc(n),
     )?;

@@ -1,5 +1,6 @@
 //! `detect report`: the Markdown report and SVG charts from result files, optionally checked
-//! against the rows after writing.
+//! against the rows after writing (`--check`), or only checked (`--check-only`: every table
+//! of an existing report re-derived from its rows).
 
 use std::process::ExitCode;
 
@@ -59,17 +60,25 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, String> {
             })
             .collect(),
     };
-    report::write_report(&all, &args.out, &opts)
-        .map_err(|e| format!("{}: {e}", args.out.display()))?;
-    eprintln!(
-        "report: {} ({} rows)",
-        args.out.join("README.md").display(),
-        all.len()
-    );
-    if args.check {
-        let md = std::fs::read_to_string(args.out.join("README.md")).map_err(|e| e.to_string())?;
-        match report::check_table(&md, &all) {
-            Ok(n) => eprintln!("check: the report's table equals the rows ({n} groups)"),
+    if !args.check_only {
+        report::write_report(&all, &args.out, &opts)
+            .map_err(|e| format!("{}: {e}", args.out.display()))?;
+        eprintln!(
+            "report: {} ({} rows)",
+            args.out.join("README.md").display(),
+            all.len()
+        );
+    }
+    if args.check || args.check_only {
+        let path = args.out.join("README.md");
+        let md = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let checks = report::check_table(&md, &all).and_then(|groups| {
+            report::check_every_table(&md, &all, &opts).map(|tables| (groups, tables))
+        });
+        match checks {
+            Ok((groups, tables)) => eprintln!(
+                "check: the dataset × location table equals the rows ({groups} groups); all {tables} tables re-derived from them stand in the report"
+            ),
             Err(e) => {
                 eprintln!("check failed: {e}");
                 return Ok(ExitCode::FAILURE);

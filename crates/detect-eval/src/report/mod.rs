@@ -12,6 +12,10 @@ use super::model::{
 use super::rows::{summarize, Row, Summary};
 
 mod charts;
+mod client_speed;
+pub mod cold;
+mod economics;
+pub mod seed;
 
 use charts::{bandwidth_svg, bars_svg, cdf_svg, cost_svg};
 
@@ -118,6 +122,7 @@ pub struct Fitted {
     pub dataset: String,
     /// In-process time per image.
     pub local_ms: f64,
+    /// This machine's throughput: the fastest of its in-process runs.
     pub local_images_per_s: f64,
     /// Mean server-side time per image (the function's own total).
     pub remote_compute_ms: f64,
@@ -126,9 +131,9 @@ pub struct Fitted {
     pub payload_bytes: f64,
     pub cold_start_rate: f64,
     pub cold_start_ms: f64,
-    /// Cold requests the penalty was measured from (0: the penalty is the assumed
-    /// `--cold-start-ms`).
-    pub cold_requests: usize,
+    /// Where the penalty came from (measured restarts, cold requests in the runs, or the
+    /// assumed `--cold-start-ms`), for the report's text.
+    pub cold_source: String,
     /// Where the remote figures came from.
     pub remote_from: String,
 }
@@ -161,11 +166,25 @@ pub fn fit(dataset: &str, sums: &[Summary], rows: &[Row], opts: &ReportOptions) 
     let remote_rows: Vec<&Row> = rows
         .iter()
         .filter(|r| r.dataset == dataset && r.ran == "remote" && r.ok())
+        .filter(|r| !cold::is_probe(&r.location))
         .collect();
     let cold: Vec<&&Row> = remote_rows.iter().filter(|r| r.cold_start).collect();
     let cold_start_rate = cold.len() as f64 / remote_rows.len().max(1) as f64;
-    let cold_start_ms = if cold.is_empty() {
-        opts.cold_start_ms
+    let (cold_start_ms, cold_source) = if let Some(c) = cold::measure(rows) {
+        (
+            c.median_ms,
+            format!(
+                "measured: median of {} restarts, range {}–{} ms",
+                c.restarts.len(),
+                f2(c.min_ms),
+                f2(c.max_ms)
+            ),
+        )
+    } else if cold.is_empty() {
+        (
+            opts.cold_start_ms,
+            "assumed: no cold request in the rows, --cold-start-ms".to_string(),
+        )
     } else {
         let warm: Vec<f64> = remote_rows
             .iter()
@@ -173,33 +192,45 @@ pub fn fit(dataset: &str, sums: &[Summary], rows: &[Row], opts: &ReportOptions) 
             .map(|r| r.rtt_ms)
             .collect();
         let warm_mean = warm.iter().sum::<f64>() / warm.len().max(1) as f64;
-        (cold.iter().map(|r| r.rtt_ms).sum::<f64>() / cold.len() as f64 - warm_mean).max(0.0)
+        let cold_mean = cold.iter().map(|r| r.rtt_ms).sum::<f64>() / cold.len() as f64;
+        (
+            (cold_mean - warm_mean).max(0.0),
+            format!(
+                "measured: {} cold request(s) against the warm mean",
+                cold.len()
+            ),
+        )
     };
     Some(Fitted {
         dataset: dataset.into(),
         local_ms: local.mean_total_ms,
-        local_images_per_s: local.images_per_s,
+        // What this machine serves at most: its fastest local run (two images at once on
+        // both cores, where the study ran one).
+        local_images_per_s: mine
+            .iter()
+            .filter(|s| is_local(s))
+            .map(|s| s.images_per_s)
+            .fold(local.images_per_s, f64::max),
         remote_compute_ms: remote.mean_server_total_ms,
         overhead_ms: (remote.mean_total_ms - remote.mean_server_total_ms - delay).max(0.0),
         payload_bytes: remote.mean_bytes,
         cold_start_rate,
         cold_start_ms,
-        cold_requests: cold.len(),
+        cold_source,
         remote_from: remote.location.clone(),
     })
 }
 
-/// Where a cold-start penalty came from, for the report's text.
-fn penalty_source(cold_requests: usize) -> String {
-    match cold_requests {
-        0 => "assumed: no cold request in the rows, --cold-start-ms".into(),
-        n => format!("measured: {n} cold request(s) against the warm mean"),
-    }
-}
-
 /// The report: (Markdown, [(file name, SVG)]).
 pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, String)>) {
-    let sums = summarize(rows);
+    // The cold-start probes have their own section; every table and chart else is about the
+    // measured runs.
+    let measured: Vec<Row> = rows
+        .iter()
+        .filter(|r| !cold::is_probe(&r.location))
+        .cloned()
+        .collect();
+    let sums = summarize(&measured);
     let mut md = String::new();
     let mut svgs = Vec::new();
     let _ = writeln!(md, "# Offload evaluation report\n");
@@ -264,8 +295,20 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
     }
     let _ = writeln!(
         md,
-        "\nTime per image = the client's round trip per image (in-process: the whole pipeline). The seed (Flask + TensorFlow in Docker, 2023) measured 0.36 s local and 0.58 s remote (EC2 t2.large) per image on its SMALL set.\n"
+        "\nTime per image = the client's round trip per image (in-process: the whole pipeline).\n"
     );
+
+    let _ = writeln!(
+        md,
+        "## The seed's table, filled in by this system
+"
+    );
+    let _ = writeln!(
+        md,
+        "The seed (Flask + TensorFlow MobileNet SSD v2 in Docker, 2023) measured its local machine and an EC2 t2.large; each row here sits beside the seed's figure for the same kind of location (in-process and the local watch beside its local, the links beside its remote). *speed-up vs seed* = the seed's time per image / this row's. *wall s* = the run from its start to its last answer (the seed reported none).\n"
+    );
+    let sum_refs: Vec<&Summary> = sums.iter().collect();
+    let _ = writeln!(md, "{}", seed::table(&sum_refs));
 
     let _ = writeln!(md, "## Every dataset × location\n");
     let _ = writeln!(md, "| {} |", TABLE_COLUMNS.join(" | "));
@@ -278,11 +321,14 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
         "\nMeans over successful images. *upload* = time to the response headers minus the server's request time (the network and HTTP share of the round trip before the answer starts; 0 in-process). *server total* = the function's own decode-to-postprocess time. *images/s* = images / wall time of the run (requests in sequence unless the run used `--concurrency`).\n"
     );
     svgs.push(("times.svg".to_string(), bars_svg(&sums).text));
-    svgs.push(("cdf.svg".to_string(), cdf_svg(rows, &sums).text));
+    svgs.push(("cdf.svg".to_string(), cdf_svg(&measured, &sums).text));
     let _ = writeln!(
         md,
         "![Mean inference, upload and total time per image](times.svg)\n\n![Latency CDF](cdf.svg)\n"
     );
+    if let Some(c) = cold::measure(rows) {
+        let _ = writeln!(md, "{}", cold::section(&c));
+    }
 
     // The model and the three questions, per dataset.
     for d in &datasets {
@@ -316,7 +362,7 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
             "Fitted from the measurements: local {} ms per image (in-process), remote compute {} ms (the function's own time, from \"{}\"), fixed round-trip overhead {} ms (HTTP + emulator, no added delay), payload {} KB per image, cold starts {} of remote requests (penalty {} ms, {}). Offloaded time per image = overhead + added round trip + payload·8 / uplink + remote compute + cold-start rate · penalty.\n",
             f2(f.local_ms), f2(f.remote_compute_ms), f.remote_from, f2(f.overhead_ms),
             f2(f.payload_bytes / 1000.0), f2(f.cold_start_rate * 100.0) + " %", f2(f.cold_start_ms),
-            penalty_source(f.cold_requests)
+            f.cold_source
         );
         if !links.is_empty() {
             let _ = writeln!(
@@ -534,6 +580,24 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
             parts.join("; "),
             p.local_per_hour,
         );
+        // The seed's question for slower local devices, and what the service costs.
+        let mut speed_links: Vec<client_speed::Link> =
+            vec![(f.remote_from.clone(), f64::INFINITY, 0.0)];
+        speed_links.extend(links.iter().cloned());
+        let _ = writeln!(md, "{}", client_speed::section(&f, &speed_links));
+        svgs.push((
+            format!("client-speed-{d}.svg"),
+            client_speed::svg(&f, &speed_links).text,
+        ));
+        let _ = writeln!(
+            md,
+            "![Break-even uplink vs local device slowdown, {d}](client-speed-{d}.svg)\n"
+        );
+        let _ = writeln!(
+            md,
+            "{}",
+            economics::section(&f, p, &compute, f.local_images_per_s)
+        );
     }
     let _ = writeln!(
         md,
@@ -620,7 +684,12 @@ pub fn parse_table(md: &str) -> BTreeMap<(String, String), BTreeMap<String, Stri
 /// Check a report's table against the rows: every cell equals the summary rounded as printed.
 pub fn check_table(md: &str, rows: &[Row]) -> Result<usize, String> {
     let table = parse_table(md);
-    let sums = summarize(rows);
+    let measured: Vec<Row> = rows
+        .iter()
+        .filter(|r| !cold::is_probe(&r.location))
+        .cloned()
+        .collect();
+    let sums = summarize(&measured);
     if table.len() != sums.len() {
         return Err(format!(
             "table has {} rows, the data {} dataset × location groups",
@@ -642,6 +711,62 @@ pub fn check_table(md: &str, rows: &[Row]) -> Result<usize, String> {
         }
     }
     Ok(sums.len())
+}
+
+/// The Markdown tables of a text: each a run of consecutive lines starting with `|` (indented
+/// too: tables inside list items), with the nearest heading above it (for messages).
+fn tables(md: &str) -> Vec<(String, Vec<&str>)> {
+    let mut out: Vec<(String, Vec<&str>)> = Vec::new();
+    let (mut heading, mut current): (String, Vec<&str>) = (String::new(), Vec::new());
+    for line in md.lines().chain(std::iter::once("")) {
+        let line = line.trim();
+        if line.starts_with('|') {
+            current.push(line);
+            continue;
+        }
+        if !current.is_empty() {
+            out.push((heading.clone(), std::mem::take(&mut current)));
+        }
+        if line.starts_with('#') {
+            heading = line.trim_start_matches('#').trim().to_string();
+        }
+    }
+    out
+}
+
+/// Re-derive the whole report from the rows (same options) and require every table of it to
+/// stand, line for line, in `md` (a report written earlier, perhaps with more sections after
+/// it). Returns the number of tables checked.
+pub fn check_every_table(md: &str, rows: &[Row], opts: &ReportOptions) -> Result<usize, String> {
+    let (fresh, _) = render(rows, opts);
+    let on_disk = tables(md);
+    let want = tables(&fresh);
+    for (heading, table) in &want {
+        if on_disk.iter().any(|(_, t)| t == table) {
+            continue;
+        }
+        // The nearest table on disk (same header, most equal lines) names the first difference.
+        let nearest = on_disk
+            .iter()
+            .filter(|(_, t)| t[0] == table[0])
+            .max_by_key(|(_, t)| t.iter().zip(table).filter(|(a, b)| a == b).count());
+        let Some((_, have)) = nearest else {
+            return Err(format!(
+                "table under \"{heading}\" is missing: {}",
+                table[0]
+            ));
+        };
+        let i = (0..table.len().max(have.len()))
+            .find(|&i| have.get(i) != table.get(i))
+            .unwrap_or(0);
+        return Err(format!(
+            "table under \"{heading}\", line {}: report {} vs data {}",
+            i + 1,
+            have.get(i).unwrap_or(&"(none)"),
+            table.get(i).unwrap_or(&"(none)")
+        ));
+    }
+    Ok(want.len())
 }
 
 #[cfg(test)]
@@ -692,7 +817,7 @@ pub(crate) mod tests {
         assert!(md.contains("**No.**"), "{md}");
         // local 26.5 ms, fastest remote 31.5 ms.
         assert!(md.contains("31.50 ms, 1.19x as long"), "{md}");
-        assert_eq!(svgs.len(), 4);
+        assert_eq!(svgs.len(), 5);
         // A changed number is caught.
         let bad = md.replace("| 26.50 |", "| 26.51 |");
         assert!(check_table(&bad, &rows).is_err());
@@ -761,12 +886,54 @@ pub(crate) mod tests {
         first.rtt_ms += 130.0;
         let f = fit("small", &summarize(&rows), &rows, &opts).unwrap();
         // Warm "local watch" rows: 31, 32, 33 ms → mean 32; cold 160 ms → penalty 128 ms.
-        assert_eq!((f.cold_requests, f.cold_start_ms), (1, 128.0));
+        assert_eq!(f.cold_start_ms, 128.0);
         assert_eq!(f.cold_start_rate, 1.0 / 8.0);
         let (md, _) = render(&rows, &opts);
         assert!(
             md.contains("(penalty 128.00 ms, measured: 1 cold request(s) against the warm mean)"),
             "{md}"
         );
+        // Restarts measured by the study take precedence; their rows stay out of the tables
+        // and out of the cold-start share.
+        for (k, first) in [(1, 400.0), (2, 600.0), (3, 500.0)] {
+            let location = format!("cold start {k} of 3");
+            for (i, rtt) in [first, 20.0, 22.0].into_iter().enumerate() {
+                let mut r = rows[0].clone();
+                (r.location, r.rtt_ms, r.cold_start) = (location.clone(), rtt, i == 0);
+                r.ran = "remote".into();
+                rows.push(r);
+            }
+        }
+        let f = fit("small", &summarize(&rows), &rows, &opts).unwrap();
+        assert_eq!((f.cold_start_ms, f.cold_start_rate), (479.0, 1.0 / 8.0));
+        let (md, _) = render(&rows, &opts);
+        assert!(
+            md.contains(
+                "(penalty 479.00 ms, measured: median of 3 restarts, range 379.00–579.00 ms)"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("## Cold starts, measured"), "{md}");
+        assert!(!md.contains("| small | cold start 1 of 3 |"), "{md}");
+    }
+
+    #[test]
+    fn every_table_is_rederived_from_the_rows() {
+        let rows = rows();
+        let opts = ReportOptions::default();
+        let (md, _) = render(&rows, &opts);
+        let n = check_every_table(&md, &rows, &opts).unwrap();
+        assert!(n >= 5, "{n} tables");
+        // Sections appended after the report (the policy study) do not matter.
+        let longer = format!("{md}\n## More\n\n| a | b |\n|---|---|\n");
+        assert_eq!(check_every_table(&longer, &rows, &opts), Ok(n));
+        // One changed cell in a later table, or in a table inside a list item, is found and
+        // named.
+        for marker in ["| break-even slowdown |", "  | 10x |"] {
+            let line = md.lines().find(|l| l.starts_with(marker)).unwrap();
+            let bad = md.replacen(line, &format!("{line} x |"), 1);
+            let err = check_every_table(&bad, &rows, &opts).unwrap_err();
+            assert!(err.contains(" x |"), "{err}");
+        }
     }
 }

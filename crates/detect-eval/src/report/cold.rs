@@ -1,0 +1,187 @@
+//! Cold starts, measured: `scripts/study.sh` restarts the function several times and sends a
+//! few images after each restart, labelled "cold start K of N". The first request of a restart
+//! meets the cold start (process start, model load, first request); the others are warm. The
+//! penalty of one restart is its first round trip minus the mean of its warm ones.
+
+use std::fmt::Write;
+
+use crate::rows::Row;
+use crate::stats::{mean, percentile};
+
+/// Rows of the cold-start probes carry locations starting with this.
+pub const PROBE_PREFIX: &str = "cold start ";
+
+pub fn is_probe(location: &str) -> bool {
+    location.starts_with(PROBE_PREFIX)
+}
+
+/// One restart: its first (cold) request against its warm ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Restart {
+    pub location: String,
+    pub first_ms: f64,
+    pub warm_ms: f64,
+    /// The function's own time for the first request, and the warm mean of it: the part of
+    /// the penalty spent inside the handler (the rest is process start and model load).
+    pub first_server_ms: f64,
+    pub warm_server_ms: f64,
+}
+
+impl Restart {
+    pub fn penalty_ms(&self) -> f64 {
+        self.first_ms - self.warm_ms
+    }
+}
+
+/// The penalties of every restart, with their spread.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColdStarts {
+    pub restarts: Vec<Restart>,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+}
+
+/// The restarts found in `rows` (probe locations with a successful cold first request and at
+/// least one successful warm one), in order of first appearance; `None` without any.
+pub fn measure(rows: &[Row]) -> Option<ColdStarts> {
+    let mut locations: Vec<&str> = Vec::new();
+    for r in rows.iter().filter(|r| is_probe(&r.location)) {
+        if !locations.contains(&r.location.as_str()) {
+            locations.push(&r.location);
+        }
+    }
+    let restarts: Vec<Restart> = locations
+        .into_iter()
+        .filter_map(|loc| {
+            let mine: Vec<&Row> = rows.iter().filter(|r| r.location == loc).collect();
+            let first = mine.first().filter(|r| r.cold_start && r.ok())?;
+            let warm: Vec<&&Row> = mine[1..]
+                .iter()
+                .filter(|r| !r.cold_start && r.ok())
+                .collect();
+            if warm.is_empty() {
+                return None;
+            }
+            Some(Restart {
+                location: loc.to_string(),
+                first_ms: first.rtt_ms,
+                warm_ms: mean(warm.iter().map(|r| r.rtt_ms)),
+                first_server_ms: first.server_total_ms,
+                warm_server_ms: mean(warm.iter().map(|r| r.server_total_ms)),
+            })
+        })
+        .collect();
+    if restarts.is_empty() {
+        return None;
+    }
+    let mut p: Vec<f64> = restarts.iter().map(Restart::penalty_ms).collect();
+    p.sort_by(f64::total_cmp);
+    Some(ColdStarts {
+        median_ms: percentile(&p, 50.0),
+        min_ms: p[0],
+        max_ms: p[p.len() - 1],
+        restarts,
+    })
+}
+
+/// The report's section: one row per restart, then the median and range.
+pub fn section(c: &ColdStarts) -> String {
+    let f = |v: f64| format!("{v:.2}");
+    let mut md = String::new();
+    let _ = writeln!(md, "## Cold starts, measured\n");
+    let _ = writeln!(
+        md,
+        "The function was restarted {} times (a new process under a new `cargo lambda watch`, no request before the measured ones); after each restart the first request meets the cold start: process start, model load and the first request. Penalty = the first round trip minus the mean of the warm ones after it.\n",
+        c.restarts.len()
+    );
+    let _ = writeln!(
+        md,
+        "| restart | first request ms | warm mean ms | penalty ms | first request in the handler ms | warm in the handler ms |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|");
+    for r in &c.restarts {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.location,
+            f(r.first_ms),
+            f(r.warm_ms),
+            f(r.penalty_ms()),
+            f(r.first_server_ms),
+            f(r.warm_server_ms)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nA cold start adds **{} ms** (median of {} restarts; range {}–{} ms). The models below use this median; how often a request meets a cold start depends on the traffic (Lambda keeps an instance for minutes after a request), so the cold-start share of each run is taken from its rows.\n",
+        f(c.median_ms),
+        c.restarts.len(),
+        f(c.min_ms),
+        f(c.max_ms)
+    );
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(location: &str, rtt: f64, server: f64, cold: bool) -> Row {
+        Row {
+            dataset: "small".into(),
+            location: location.into(),
+            id: "x".into(),
+            bytes: 1000,
+            upload_ms: 1.0,
+            rtt_ms: rtt,
+            inference_ms: 5.0,
+            server_total_ms: server,
+            status: 200,
+            detections: 1,
+            cold_start: cold,
+            ran: "remote".into(),
+            reason: "fixed".into(),
+            done_at_ms: 0.0,
+        }
+    }
+
+    #[test]
+    fn penalty_is_first_minus_warm_mean_per_restart() {
+        let rows = vec![
+            row("local watch", 10.0, 8.0, true),
+            row("cold start 1 of 2", 500.0, 30.0, true),
+            row("cold start 1 of 2", 20.0, 10.0, false),
+            row("cold start 1 of 2", 30.0, 12.0, false),
+            row("cold start 2 of 2", 325.0, 25.0, true),
+            row("cold start 2 of 2", 25.0, 9.0, false),
+        ];
+        let c = measure(&rows).unwrap();
+        assert_eq!(c.restarts.len(), 2);
+        assert_eq!(c.restarts[0].penalty_ms(), 475.0);
+        assert_eq!(c.restarts[0].warm_server_ms, 11.0);
+        assert_eq!(c.restarts[1].penalty_ms(), 300.0);
+        assert_eq!((c.min_ms, c.max_ms), (300.0, 475.0));
+        assert_eq!(c.median_ms, 387.5);
+        let md = section(&c);
+        assert!(md.contains("| cold start 1 of 2 | 500.00 | 25.00 | 475.00 | 30.00 | 11.00 |"));
+        assert!(md.contains("**387.50 ms** (median of 2 restarts; range 300.00–475.00 ms)"));
+    }
+
+    #[test]
+    fn a_restart_without_a_cold_first_or_a_warm_request_is_not_counted() {
+        let rows = vec![
+            // The first request was not cold (the function was already up): not a measurement.
+            row("cold start 1 of 3", 20.0, 10.0, false),
+            row("cold start 1 of 3", 21.0, 10.0, false),
+            // No warm request to compare with.
+            row("cold start 2 of 3", 400.0, 10.0, true),
+            row("cold start 3 of 3", 400.0, 10.0, true),
+            row("cold start 3 of 3", 40.0, 10.0, false),
+        ];
+        let c = measure(&rows).unwrap();
+        assert_eq!(c.restarts.len(), 1);
+        assert_eq!(c.median_ms, 360.0);
+        assert!(measure(&rows[..3]).is_none());
+    }
+}
