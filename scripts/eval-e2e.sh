@@ -15,7 +15,7 @@ export PROXY_TIMEOUT="${PROXY_TIMEOUT:-600}"
 out=target/study/e2e-report
 results=target/study/results-small-12
 
-COLD_RESTARTS=2 COLD_IMAGES=4 \
+COLD_RESTARTS=2 COLD_IMAGES=4 POLICY_ROUNDS=2 \
   scripts/study.sh --count 12 --seed 3 --out "$out" --policy-count 12 --policy-profiles changing
 
 python3 - "$results" <<'PY'
@@ -51,11 +51,12 @@ PY
 python3 - target/study/results-policy-small-12 "$out/README.md" <<'PY'
 import csv, pathlib, sys
 files = sorted(pathlib.Path(sys.argv[1]).glob("*.csv"))
-assert [f.name for f in files] == ["1-changing-auto.csv", "1-changing-local.csv", "1-changing-remote.csv"], files
+assert [f.name for f in files] == [f"1-changing-{p}-{k}.csv" for p in ("auto", "local", "remote") for k in (1, 2)], files
 for f in files:
     rows = list(csv.DictReader(f.open()))
     assert len(rows) == 12 and all(r["status"] == "200" for r in rows), f
-    policy = f.stem.split("-")[-1]
+    policy, round_ = f.stem.split("-")[-2:]
+    assert all(r["location"].endswith(f" / {policy} #{round_}") for r in rows), rows[0]
     ran = {r["ran"] for r in rows}
     if policy == "auto":
         assert ran <= {"local", "remote"}, ran
@@ -68,13 +69,24 @@ for f in files:
     print(f"{f.name}: 12 rows, ran {sorted(ran)}")
 table = pathlib.Path(sys.argv[2]).read_text()
 assert "## Adaptive offloading" in table, "the policy study is a section of the report"
-assert "| changing: good, after" in table and "emulated" in table, table
+assert "| changing: good, after 1.5 s bad (emulated) | 2 |" in table, "two interleaved rounds"
+assert "oracle: ms/image" in table, table
 assert ", 1 vCPU" in table, "the function runs with a Lambda-like CPU share"
 PY
 detect="${CARGO_TARGET_DIR:-target}/release/detect"
-"$detect" report --check --out "$out" "$results"/*.csv
-# The committed form: every table re-derived from the gzipped rows beside the report.
+# The report as study.sh wrote it (policy section included) against the rows it was made
+# from, then in its committed form: every table re-derived from the gzipped rows beside the report.
+"$detect" report --check-only --out "$out" "$results"/*.csv
 "$detect" report --check-only --out "$out" "$out"/data/*.csv.gz
+"$detect" policy-report --check-only --out "$out/README.md" "$out"/data/policy/*.csv.gz
+# And a changed cell fails the check.
+bad="$(mktemp -d)"
+trap 'rm -rf "$bad"' EXIT
+sed 's/^| small | in-process | 12 | /| small | in-process | 13 | /' "$out/README.md" >"$bad/README.md"
+if "$detect" report --check-only --out "$bad" "$out"/data/*.csv.gz 2>/dev/null; then
+  echo "eval e2e: report --check-only passed a changed report" >&2
+  exit 1
+fi
 grep -q "^## Cold starts, measured" "$out/README.md"
 grep -q "^## The seed's table, filled in by this system" "$out/README.md"
 echo "eval e2e: ok"

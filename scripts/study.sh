@@ -11,7 +11,8 @@
 # Then the policy study: `detect send --policy local|remote|auto` on the first
 # POLICY_COUNT images of the first collection over a good, a bad and a changing emulated link,
 # with an emulated slow local device (LOCAL_SLOWDOWN × this machine's in-process time); its
-# table is appended to the report (policy.md alone with --policy-only).
+# table is appended to the report (policy.md alone with --policy-only). POLICY_ROUNDS (3)
+# interleaved rounds; its rows go to data/policy/.
 #
 #   scripts/study.sh [--preset small|medium|big|all] [--count N] [--seed N] [--out DIR]
 #                    [--endpoint URL --endpoint-label NAME]   (also a deployed API: URL/api/detect)
@@ -175,6 +176,7 @@ fi
 if [[ "$policy_count" -gt 0 ]]; then
   slowdown="${LOCAL_SLOWDOWN:-4}"
   change_after="${CHANGE_AFTER:-1.5}"
+  policy_rounds="${POLICY_ROUNDS:-3}"
   pdata="$work/policy-${presets[0]}-$policy_count"
   presults="$work/results-policy-${presets[0]}-$policy_count"
   rm -rf "$pdata" "$presults"
@@ -183,31 +185,39 @@ if [[ "$policy_count" -gt 0 ]]; then
   $detect dataset --preset "${presets[0]}" --seed "$seed" --out "$pdata" --count "$policy_count"
   # Apart from the other proxies' ports (and from eval-e2e.sh's, PROXY_PORT 9188 + 100).
   proxy_port=$((${PROXY_PORT:-9177} + 100))
-  k=1
-  for profile in $policy_profiles; do
-    case "$profile" in
-      good) link=(--bandwidth-mbit 100 --delay-ms 10); name="good: 100 Mbit/s + 10 ms" ;;
-      bad) link=(--bandwidth-mbit 4 --delay-ms 80); name="bad: 4 Mbit/s + 80 ms" ;;
-      changing) link=(--bandwidth-mbit 100 --delay-ms 10 --schedule "${change_after}s:4mbit:80ms")
-        name="changing: good, after ${change_after} s bad" ;;
-      *) echo "unknown policy profile $profile" >&2; exit 2 ;;
-    esac
-    for policy in local remote auto; do
-      echo "== $name / $policy" >&2
-      # A fresh proxy per run: the schedule's clock starts at the run's first byte.
-      $detect proxy --listen "127.0.0.1:$proxy_port" --target "127.0.0.1:$WATCH_PORT" "${link[@]}" \
-        --max-connections 16 --timeout "$proxy_timeout" &
-      pid=$!
-      proxy_pids+=("$pid")
-      wait_port "$proxy_port"
-      $detect send --policy "$policy" --local-slowdown "$slowdown" \
-        --endpoint "http://127.0.0.1:$proxy_port$path" --dataset "${presets[0]}-$policy_count" \
-        --label "$name (emulated) / $policy" --out "$presults/$k-$profile-$policy.csv" "$pdata"
-      kill "$pid" 2>/dev/null || true
-      wait "$pid" 2>/dev/null || true
-      proxy_port=$((proxy_port + 1))
+  # Interleaved rounds: in each round every link runs every policy, the policies in a rotated
+  # order (so none always goes first), all in this one run; the table gives each figure as
+  # the median over the rounds with its range, and compares within a round.
+  policies=(local remote auto)
+  for round in $(seq 1 "$policy_rounds"); do
+    k=1
+    for profile in $policy_profiles; do
+      case "$profile" in
+        good) link=(--bandwidth-mbit 100 --delay-ms 10); name="good: 100 Mbit/s + 10 ms" ;;
+        bad) link=(--bandwidth-mbit 4 --delay-ms 80); name="bad: 4 Mbit/s + 80 ms" ;;
+        changing) link=(--bandwidth-mbit 100 --delay-ms 10 --schedule "${change_after}s:4mbit:80ms")
+          name="changing: good, after ${change_after} s bad" ;;
+        *) echo "unknown policy profile $profile" >&2; exit 2 ;;
+      esac
+      for j in 0 1 2; do
+        policy="${policies[$(( (j + round - 1) % 3 ))]}"
+        echo "== round $round of $policy_rounds: $name / $policy" >&2
+        # A fresh proxy per run: the schedule's clock starts at the run's first byte.
+        $detect proxy --listen "127.0.0.1:$proxy_port" --target "127.0.0.1:$WATCH_PORT" "${link[@]}" \
+          --max-connections 16 --timeout "$proxy_timeout" &
+        pid=$!
+        proxy_pids+=("$pid")
+        wait_port "$proxy_port"
+        $detect send --policy "$policy" --local-slowdown "$slowdown" \
+          --endpoint "http://127.0.0.1:$proxy_port$path" --dataset "${presets[0]}-$policy_count" \
+          --label "$name (emulated) / $policy #$round" \
+          --out "$presults/$k-$profile-$policy-$round.csv" "$pdata"
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        proxy_port=$((proxy_port + 1))
+      done
+      k=$((k + 1))
     done
-    k=$((k + 1))
   done
   preamble="# Adaptive offloading: local vs remote vs auto ($(date -u +%Y-%m-%d), $machine)
 
@@ -215,12 +225,18 @@ Written by \`scripts/study.sh\` (\`detect send --policy local|remote|auto\`, \`d
 policy-report\`) on the first $policy_count images of ${presets[0]} (seed $seed). **Everything here is
 emulated**: the links are this machine's function under \`cargo lambda watch\` behind \`detect
 proxy\`, and the local device is this machine slowed to ${slowdown}× its measured in-process
-time (\`--local-slowdown $slowdown\`). ms/image: mean of the rows' time per image (local:
-the emulated time; remote: the client's round trip); wall: run time / images. Offloaded:
-share of images \`auto\` ran remotely. auto vs better fixed: auto's ms/image against the
-smaller of local and remote."
+time (\`--local-slowdown $slowdown\`). $policy_rounds rounds, interleaved: each round runs every
+link and every policy (in a rotated order); a figure is the median over the rounds, with its
+range in brackets. ms/image: mean of the rows' time per image (local: the emulated time;
+remote: the client's round trip). oracle: each image at the faster of its local and remote
+time of the same round, in hindsight: the bound for any policy. Offloaded: share of images
+\`auto\` ran remotely. auto vs better fixed / vs oracle: auto's ms/image against the smaller
+of local and remote / against the oracle, within each round."
   $detect policy-report --out "$out/policy.md" --preamble "$preamble" "$presults"/*.csv
   cat "$out/policy.md" >&2
+  rm -rf "$out/data/policy"
+  mkdir -p "$out/data/policy"
+  for f in "$presults"/*.csv; do gzip -9n <"$f" >"$out/data/policy/$(basename "$f").gz"; done
   if [[ -z "$policy_only" ]]; then
     # One report: the policy study becomes its last section.
     { echo; sed '1s/^# /## /' "$out/policy.md"; } >>"$out/README.md"

@@ -49,6 +49,9 @@ pub struct PolicyReportArgs {
     /// Text put above the table (setup, what is emulated).
     #[arg(long)]
     pub preamble: Option<String>,
+    /// Write nothing: re-derive the table from the rows and fail unless it stands in --out.
+    #[arg(long)]
+    pub check_only: bool,
 }
 
 #[derive(Args)]

@@ -1,8 +1,7 @@
 //! `detect send --policy local|auto`: one image at a time, each run in this process (the code
-//! path of `detect local`) or sent to the endpoint, as the [`policy`](super::policy) decides;
-//! and the policy table of the study (`detect policy-report`).
+//! path of `detect local`) or sent to the endpoint, as the [`policy`](super::policy) decides.
+//! The study's table of these runs is [`policy_table`](super::policy_table).
 
-use std::fmt::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -138,103 +137,4 @@ pub fn run_policy(
         progress(1);
     }
     Ok(rows)
-}
-
-/// The policy study's table from rows labelled `PROFILE / POLICY` (e.g. "changing link
-/// (emulated) / auto"): per profile, each policy's mean time per image (the rows' `rtt_ms`),
-/// wall time per image and share of images run remotely, and `auto` against the better fixed
-/// policy. Profiles in order of first appearance.
-pub fn policy_table(rows: &[Row]) -> String {
-    let mut profiles: Vec<String> = Vec::new();
-    for r in rows {
-        if let Some((p, _)) = r.location.rsplit_once(" / ") {
-            if !profiles.iter().any(|x| x == p) {
-                profiles.push(p.to_string());
-            }
-        }
-    }
-    let stats = |profile: &str, policy: &str| -> Option<(f64, f64, f64, usize)> {
-        let label = format!("{profile} / {policy}");
-        let g: Vec<&Row> = rows.iter().filter(|r| r.location == label).collect();
-        if g.is_empty() {
-            return None;
-        }
-        let n = g.len() as f64;
-        let mean = g.iter().map(|r| r.rtt_ms).sum::<f64>() / n;
-        let wall = g.iter().map(|r| r.done_at_ms).fold(0.0, f64::max) / n;
-        let remote = g.iter().filter(|r| r.ran == "remote").count() as f64 / n;
-        let failed = g.iter().filter(|r| !r.ok()).count();
-        Some((mean, wall, remote, failed))
-    };
-    let mut s = String::from(
-        "| link | local: ms/image | remote: ms/image | auto: ms/image | auto: offloaded | auto vs better fixed | failed |\n|---|---:|---:|---:|---:|---:|---:|\n",
-    );
-    let cell = |v: Option<(f64, f64, f64, usize)>| match v {
-        Some((m, w, _, _)) => format!("{m:.1} (wall {w:.1})"),
-        None => "–".into(),
-    };
-    for p in &profiles {
-        let (l, r, a) = (stats(p, "local"), stats(p, "remote"), stats(p, "auto"));
-        let best = [l, r]
-            .iter()
-            .flatten()
-            .map(|v| v.0)
-            .fold(f64::INFINITY, f64::min);
-        let vs = match a {
-            Some(a) if best.is_finite() => format!("{:+.0} %", (a.0 / best - 1.0) * 100.0),
-            _ => "–".into(),
-        };
-        let failed: usize = [l, r, a].iter().flatten().map(|v| v.3).sum();
-        let _ = writeln!(
-            s,
-            "| {p} | {} | {} | {} | {} | {vs} | {failed} |",
-            cell(l),
-            cell(r),
-            cell(a),
-            a.map_or("–".into(), |a| format!("{:.0} %", a.2 * 100.0)),
-        );
-    }
-    s
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(location: &str, rtt: f64, ran: &str, done: f64) -> Row {
-        Row {
-            dataset: "d".into(),
-            location: location.into(),
-            id: "x".into(),
-            bytes: 1,
-            upload_ms: 0.0,
-            rtt_ms: rtt,
-            inference_ms: 1.0,
-            server_total_ms: 1.0,
-            status: 200,
-            detections: 0,
-            cold_start: false,
-            ran: ran.into(),
-            reason: "fixed".into(),
-            done_at_ms: done,
-        }
-    }
-
-    #[test]
-    fn table_by_hand() {
-        let rows = vec![
-            row("good / local", 90.0, "local", 100.0),
-            row("good / local", 110.0, "local", 210.0),
-            row("good / remote", 40.0, "remote", 50.0),
-            row("good / remote", 60.0, "remote", 110.0),
-            row("good / auto", 90.0, "local", 100.0),
-            row("good / auto", 50.0, "remote", 160.0),
-        ];
-        let t = policy_table(&rows);
-        // local 100, remote 50, auto 70 (+40 % on remote), offloaded 1 of 2.
-        assert!(
-            t.contains("| good | 100.0 (wall 105.0) | 50.0 (wall 55.0) | 70.0 (wall 80.0) | 50 % | +40 % | 0 |"),
-            "{t}"
-        );
-    }
 }

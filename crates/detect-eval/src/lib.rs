@@ -3,7 +3,7 @@
 //! [`stats`]) taken in-process ([`local`]) or over HTTP ([`client`], optionally through the
 //! throttling [`proxy`]; signed with [`sigv4`] for an API behind IAM auth), a time and cost
 //! model ([`model`]) and the report ([`report`], [`svg`]); adaptive offloading ([`policy`]
-//! decides, [`adaptive`] runs); [`remote`] answers `detect files --endpoint` with the
+//! decides, [`adaptive`] runs, [`policy_table`] compares the runs); [`remote`] answers `detect files --endpoint` with the
 //! in-process result schema.
 
 pub mod adaptive;
@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod local;
 pub mod model;
 pub mod policy;
+pub mod policy_table;
 pub mod proxy;
 pub mod remote;
 pub mod report;
