@@ -76,6 +76,11 @@ function_up() {
 # request (the S3 server keeps running).
 function_restart_cold() {
   _watch_stop
+  # The watch builds the function when it first starts it: anything changed in the tree since
+  # function_up would be compiled inside the measured first request. Build it here instead.
+  local build
+  read -r -a build <<<"${FUNCTION_BUILD:---release}"
+  cargo build --quiet "${build[@]}" --bin detect-lambda
   _watch_start
   for _ in $(seq 1 300); do
     (exec 3<>"/dev/tcp/127.0.0.1/$WATCH_PORT") 2>/dev/null && return 0

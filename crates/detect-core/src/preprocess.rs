@@ -63,16 +63,11 @@ fn from_image_error(e: image::ImageError) -> ImageError {
     }
 }
 
-/// Read only the header: format and dimensions (before EXIF orientation).
+/// Read only the header: format and dimensions (before EXIF orientation), checked against
+/// the default limits like every decode.
 pub fn probe(bytes: &[u8]) -> Result<(image::ImageFormat, u32, u32), ImageError> {
-    if bytes.is_empty() {
-        return Err(ImageError::Empty);
-    }
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| ImageError::Corrupt(e.to_string()))?;
-    let format = reader.format().ok_or(ImageError::UnsupportedFormat)?;
-    let (w, h) = reader.into_dimensions().map_err(from_image_error)?;
+    let (format, decoder) = open(bytes, &ImageLimits::default())?;
+    let (w, h) = decoder.dimensions();
     Ok((format, w, h))
 }
 

@@ -92,12 +92,12 @@ pub fn section(f: &Fitted, links: &[Link]) -> String {
     let headline: Vec<String> = links
         .iter()
         .zip(&even)
-        .map(|((n, _, _), s)| format!("over {n} once it is more than **{}x** slower", f2(*s)))
+        .map(|((n, _, _), s)| format!("**{}x** over {n}", f2(*s)))
         .collect();
     let _ = writeln!(
         md,
-        "\nOffloading pays for a local device {} than this machine's core.\n",
-        headline.join(", ")
+        "\nOffloading pays once the local device is more than this many times slower than this machine's core: {}.\n",
+        headline.join("; ")
     );
     md
 }
@@ -220,7 +220,7 @@ mod tests {
         );
         assert!(md.contains("| break-even slowdown | | 8.00x |"), "{md}");
         assert!(
-            md.contains("over slow link once it is more than **8.00x** slower"),
+            md.contains("slower than this machine's core: **8.00x** over slow link."),
             "{md}"
         );
     }

@@ -27,7 +27,7 @@ fn request_fees(p: &Prices, k: f64) -> f64 {
 }
 
 /// The cheapest (memory, images per request) for an architecture and its cost per image.
-fn cheapest(p: &Prices, c: &ArchCompute, k: f64) -> (f64, f64) {
+pub(super) fn cheapest(p: &Prices, c: &ArchCompute, k: f64) -> (f64, f64) {
     MEMORY_SIZES_MB
         .iter()
         .map(|&m| (m, cost(p, c, m, k) / 1000.0))

@@ -14,6 +14,7 @@ use super::rows::{summarize, Row, Summary};
 mod charts;
 mod client_speed;
 pub mod cold;
+mod conclusions;
 mod economics;
 pub mod seed;
 
@@ -221,6 +222,29 @@ pub fn fit(dataset: &str, sums: &[Summary], rows: &[Row], opts: &ReportOptions) 
     })
 }
 
+/// The emulated links measured for a dataset: (location, Mbit/s, added round trip ms).
+fn links_of(dataset: &str, sums: &[Summary]) -> Vec<client_speed::Link> {
+    sums.iter()
+        .filter(|s| s.dataset == dataset)
+        .filter_map(|s| link_of(&s.location).map(|(m, dl)| (s.location.clone(), m, dl)))
+        .collect()
+}
+
+/// The links of the break-even map: the fitted remote without an added link (the local
+/// watch: infinite uplink, no added round trip), then the emulated ones.
+fn map_links(f: &Fitted, links: &[client_speed::Link]) -> Vec<client_speed::Link> {
+    let mut all = vec![(f.remote_from.clone(), f64::INFINITY, 0.0)];
+    all.extend(links.iter().cloned());
+    all
+}
+
+/// The fastest offloaded run measured for a dataset.
+fn fastest_offloaded<'a>(dataset: &str, sums: &'a [Summary]) -> Option<&'a Summary> {
+    sums.iter()
+        .filter(|s| s.dataset == dataset && !is_local(s))
+        .min_by(|a, b| a.mean_total_ms.total_cmp(&b.mean_total_ms))
+}
+
 /// The report: (Markdown, [(file name, SVG)]).
 pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, String)>) {
     // The cold-start probes have their own section; every table and chart else is about the
@@ -330,20 +354,35 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
         let _ = writeln!(md, "{}", cold::section(&c));
     }
 
-    // The model and the three questions, per dataset.
-    for d in &datasets {
-        let Some(f) = fit(d, &sums, rows, opts) else {
+    // The answer per dataset first, then the model and the questions, per dataset.
+    let fits: Vec<(String, Option<Fitted>)> = datasets
+        .iter()
+        .map(|d| (d.clone(), fit(d, &sums, rows, opts)))
+        .collect();
+    let answers: Vec<conclusions::Answer> = fits
+        .iter()
+        .filter_map(|(d, f)| {
+            let f = f.as_ref()?;
+            Some(conclusions::Answer {
+                fitted: f,
+                best: fastest_offloaded(d, &sums)?,
+                links: map_links(f, &links_of(d, &sums)),
+                compute: compute_by_arch(f.remote_compute_ms, opts.remote_arch, &opts.compute_ms),
+            })
+        })
+        .collect();
+    if !answers.is_empty() {
+        let _ = writeln!(md, "{}", conclusions::section(&answers, &opts.prices));
+    }
+    for (d, f) in &fits {
+        let Some(f) = f.clone() else {
             let _ = writeln!(
                 md,
                 "## {d}: no model\n\nThe model needs an in-process run and a remote run of the same dataset.\n"
             );
             continue;
         };
-        let links: Vec<(String, f64, f64)> = sums
-            .iter()
-            .filter(|s| &s.dataset == d)
-            .filter_map(|s| link_of(&s.location).map(|(m, dl)| (s.location.clone(), m, dl)))
-            .collect();
+        let links = links_of(d, &sums);
         let local_sum = sums
             .iter()
             .find(|s| &s.dataset == d && is_local(s))
@@ -352,10 +391,7 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
             .iter()
             .filter(|s| &s.dataset == d && !is_local(s))
             .collect();
-        let best = remotes
-            .iter()
-            .min_by(|a, b| a.mean_total_ms.total_cmp(&b.mean_total_ms))
-            .expect("fit found one");
+        let best = fastest_offloaded(d, &sums).expect("fit found one");
         let _ = writeln!(md, "## {d}: the model\n");
         let _ = writeln!(
             md,
@@ -417,7 +453,7 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
         } else {
             let _ = writeln!(
                 md,
-                "**No.** Here an image takes {} ms; the fastest offloaded variant (\"{}\") takes {} ms, {}x as long, and the slowest (\"{}\") {}x. (The seed found 1.61x on SMALL.)\n",
+                "**No.** Here an image takes {} ms; the fastest offloaded variant (\"{}\") takes {} ms, {}x as long, and the slowest (\"{}\") {}x.{}\n",
                 f2(f.local_ms),
                 best.location,
                 f2(best.mean_total_ms),
@@ -430,7 +466,14 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
                     .iter()
                     .map(|s| s.mean_total_ms)
                     .fold(0.0, f64::max)
-                    / f.local_ms)
+                    / f.local_ms),
+                match (seed::seed_ms(d, false), seed::seed_ms(d, true)) {
+                    (Some((local, _)), Some((remote, _))) => format!(
+                        " (The seed's remote took {}x its local time on {d}.)",
+                        f2(remote / local)
+                    ),
+                    _ => String::new(),
+                }
             );
         }
 
@@ -439,12 +482,21 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
         let inf_share = local_sum.mean_inference_ms / local_sum.mean_total_ms * 100.0;
         let _ = writeln!(
             md,
-            "- **Local**: inference is {} % of the {} ms per image ({} ms); decoding, resizing and postprocessing the other {} %. A faster inference kernel pays in proportion; with 2 cores, {} images/s sequentially could roughly double by running two images at once (`detect files --jobs 2`).",
+            "- **Local**: inference is {} % of the {} ms per image ({} ms); decoding, resizing and postprocessing the other {} %. A faster inference kernel pays in proportion. One image at a time this machine does {} images/s; {}",
             f2(inf_share),
             f2(local_sum.mean_total_ms),
             f2(local_sum.mean_inference_ms),
             f2(100.0 - inf_share),
-            f2(local_sum.images_per_s)
+            f2(local_sum.images_per_s),
+            if f.local_images_per_s > local_sum.images_per_s * 1.001 {
+                format!(
+                    "with images in parallel on its cores, measured: {} images/s ({}x).",
+                    f2(f.local_images_per_s),
+                    f2(f.local_images_per_s / local_sum.images_per_s)
+                )
+            } else {
+                "running images in parallel on its cores (`detect files --jobs N`) would raise that.".to_string()
+            }
         );
         for s in &remotes {
             let net = s.mean_total_ms - s.mean_server_total_ms;
@@ -581,9 +633,7 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
             p.local_per_hour,
         );
         // The seed's question for slower local devices, and what the service costs.
-        let mut speed_links: Vec<client_speed::Link> =
-            vec![(f.remote_from.clone(), f64::INFINITY, 0.0)];
-        speed_links.extend(links.iter().cloned());
+        let speed_links = map_links(&f, &links);
         let _ = writeln!(md, "{}", client_speed::section(&f, &speed_links));
         svgs.push((
             format!("client-speed-{d}.svg"),
