@@ -174,18 +174,7 @@ mod tests {
     use crate::model::{Arch, Source};
 
     fn fitted() -> Fitted {
-        Fitted {
-            dataset: "small".into(),
-            local_ms: 20.0,
-            local_images_per_s: 100.0,
-            remote_compute_ms: 15.0,
-            overhead_ms: 5.0,
-            payload_bytes: 100_000.0,
-            cold_start_rate: 0.0,
-            cold_start_ms: 0.0,
-            cold_source: "assumed".into(),
-            remote_from: "local watch".into(),
-        }
+        crate::report::tests::fitted()
     }
 
     #[test]

@@ -222,6 +222,14 @@ pub fn fit(dataset: &str, sums: &[Summary], rows: &[Row], opts: &ReportOptions) 
     })
 }
 
+/// The rows of the measured runs: all but the cold-start probes (they have their own section).
+fn measured_rows(rows: &[Row]) -> Vec<Row> {
+    rows.iter()
+        .filter(|r| !cold::is_probe(&r.location))
+        .cloned()
+        .collect()
+}
+
 /// The emulated links measured for a dataset: (location, Mbit/s, added round trip ms).
 fn links_of(dataset: &str, sums: &[Summary]) -> Vec<client_speed::Link> {
     sums.iter()
@@ -249,11 +257,7 @@ fn fastest_offloaded<'a>(dataset: &str, sums: &'a [Summary]) -> Option<&'a Summa
 pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, String)>) {
     // The cold-start probes have their own section; every table and chart else is about the
     // measured runs.
-    let measured: Vec<Row> = rows
-        .iter()
-        .filter(|r| !cold::is_probe(&r.location))
-        .cloned()
-        .collect();
+    let measured = measured_rows(rows);
     let sums = summarize(&measured);
     let mut md = String::new();
     let mut svgs = Vec::new();
@@ -734,11 +738,7 @@ pub fn parse_table(md: &str) -> BTreeMap<(String, String), BTreeMap<String, Stri
 /// Check a report's table against the rows: every cell equals the summary rounded as printed.
 pub fn check_table(md: &str, rows: &[Row]) -> Result<usize, String> {
     let table = parse_table(md);
-    let measured: Vec<Row> = rows
-        .iter()
-        .filter(|r| !cold::is_probe(&r.location))
-        .cloned()
-        .collect();
+    let measured = measured_rows(rows);
     let sums = summarize(&measured);
     if table.len() != sums.len() {
         return Err(format!(
@@ -822,6 +822,22 @@ pub fn check_every_table(md: &str, rows: &[Row], opts: &ReportOptions) -> Result
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// A fitted model with round figures: local 20 ms, remote 15 ms + 5 ms overhead, 100 KB.
+    pub(crate) fn fitted() -> Fitted {
+        Fitted {
+            dataset: "small".into(),
+            local_ms: 20.0,
+            local_images_per_s: 100.0,
+            remote_compute_ms: 15.0,
+            overhead_ms: 5.0,
+            payload_bytes: 100_000.0,
+            cold_start_rate: 0.0,
+            cold_start_ms: 0.0,
+            cold_source: "assumed".into(),
+            remote_from: "local watch".into(),
+        }
+    }
 
     pub(super) fn rows() -> Vec<Row> {
         let mut v = Vec::new();
