@@ -111,6 +111,14 @@ stop_proxies() {
 }
 trap stop_proxies EXIT
 
+# The rows of a run, gzipped (reproducibly: no name or time in the header) into DEST, which
+# is emptied first: the data committed beside the report.
+copy_rows() {
+  rm -rf "$2"
+  mkdir -p "$2"
+  for f in "$1"/*.csv; do gzip -9n <"$f" >"$2/$(basename "$f").gz"; done
+}
+
 wait_port() {
   for _ in $(seq 1 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
@@ -171,9 +179,7 @@ echo "== report → $out" >&2
 $detect report --out "$out" --machine "$machine" --date "$(date -u +%Y-%m-%d)" "$results"/*.csv
 # The rows behind every table and chart, beside the report (report --check re-derives the
 # tables from them).
-rm -rf "$out/data"
-mkdir -p "$out/data"
-for f in "$results"/*.csv; do gzip -9n <"$f" >"$out/data/$(basename "$f").gz"; done
+copy_rows "$results" "$out/data"
 echo "report: $out/README.md" >&2
 fi
 
@@ -242,9 +248,7 @@ time of the same round, in hindsight: the bound for any policy. Offloaded: share
 of local and remote / against the oracle, within each round."
   $detect policy-report --out "$out/policy.md" --preamble "$preamble" "$presults"/*.csv
   cat "$out/policy.md" >&2
-  rm -rf "$out/data/policy"
-  mkdir -p "$out/data/policy"
-  for f in "$presults"/*.csv; do gzip -9n <"$f" >"$out/data/policy/$(basename "$f").gz"; done
+  copy_rows "$presults" "$out/data/policy"
   if [[ -z "$policy_only" ]]; then
     # One report: the policy study becomes its last section.
     { echo; sed '1s/^# /## /' "$out/policy.md"; } >>"$out/README.md"

@@ -47,27 +47,43 @@ _watch_stop() {
   fi
 }
 
-function_up() {
-  scripts/fetch-model.sh >/dev/null
-  scripts/local-s3.sh start >/dev/null
-  # Build first, so the watch's first invoke does not spend minutes compiling.
+# Build the function as the watch will run it (a no-op when nothing changed); extra cargo
+# options first.
+_function_build() {
   local build
   read -r -a build <<<"${FUNCTION_BUILD:---release}"
-  cargo build "${build[@]}" --bin detect-lambda
-  _watch_start
-  local health="$FUNCTION_URL/api/health"
-  for _ in $(seq 1 300); do
-    curl -sf --max-time 60 "$health" >/dev/null 2>&1 && return 0
+  cargo build "$@" "${build[@]}" --bin detect-lambda
+}
+
+# Run CHECK... up to TRIES times, PAUSE seconds apart, until it succeeds; fail at once (with
+# the watch's log) if the watch exits, or after the last try with the log's tail and MESSAGE.
+_wait_for_watch() {
+  local message="$1" tries="$2" pause="$3"
+  shift 3
+  for _ in $(seq 1 "$tries"); do
+    "$@" && return 0
     if ! kill -0 "$_watch_pid" 2>/dev/null; then
       cat "$_function_state/watch.log" >&2
       echo "cargo lambda watch exited (log above)" >&2
       return 1
     fi
-    sleep 1
+    sleep "$pause"
   done
   tail -50 "$_function_state/watch.log" >&2
-  echo "the function did not answer $health" >&2
+  echo "$message" >&2
   return 1
+}
+
+_health_answers() { curl -sf --max-time 60 "$FUNCTION_URL/api/health" >/dev/null 2>&1; }
+_watch_listens() { (exec 3<>"/dev/tcp/127.0.0.1/$WATCH_PORT") 2>/dev/null; }
+
+function_up() {
+  scripts/fetch-model.sh >/dev/null
+  scripts/local-s3.sh start >/dev/null
+  # Build first, so the watch's first invoke does not spend minutes compiling.
+  _function_build
+  _watch_start
+  _wait_for_watch "the function did not answer $FUNCTION_URL/api/health" 300 1 _health_answers
 }
 
 # A cold function: stop the watch (and the function process under it), start a new one and
@@ -78,19 +94,7 @@ function_restart_cold() {
   _watch_stop
   # The watch builds the function when it first starts it: anything changed in the tree since
   # function_up would be compiled inside the measured first request. Build it here instead.
-  local build
-  read -r -a build <<<"${FUNCTION_BUILD:---release}"
-  cargo build --quiet "${build[@]}" --bin detect-lambda
+  _function_build --quiet
   _watch_start
-  for _ in $(seq 1 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$WATCH_PORT") 2>/dev/null && return 0
-    if ! kill -0 "$_watch_pid" 2>/dev/null; then
-      cat "$_function_state/watch.log" >&2
-      echo "cargo lambda watch exited (log above)" >&2
-      return 1
-    fi
-    sleep 0.2
-  done
-  echo "cargo lambda watch did not listen on $WATCH_PORT" >&2
-  return 1
+  _wait_for_watch "cargo lambda watch did not listen on $WATCH_PORT" 300 0.2 _watch_listens
 }

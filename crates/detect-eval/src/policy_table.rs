@@ -144,11 +144,12 @@ pub fn policy_table(rows: &[Row]) -> String {
                 auto.and_then(|m| m.get(k)),
             );
             if let (Some(l), Some(r)) = (l, r) {
-                oracle.push(oracle_ms(l, r));
+                let bound = oracle_ms(l, r);
+                oracle.push(bound);
                 if let Some(a) = a {
                     let best = l.mean_ms().min(r.mean_ms());
                     vs_best.push(a.mean_ms() / best - 1.0);
-                    vs_oracle.push(a.mean_ms() / oracle_ms(l, r) - 1.0);
+                    vs_oracle.push(a.mean_ms() / bound - 1.0);
                 }
             }
         }

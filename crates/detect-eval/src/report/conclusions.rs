@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::client_speed::{break_even_slowdown, Link};
-use super::economics::cheapest;
+use super::economics::{cheapest, rented_break_even_rate};
 use super::{f2, Fitted};
 use crate::model::{ArchCompute, Prices, Source};
 use crate::rows::Summary;
@@ -67,12 +67,9 @@ pub fn section(answers: &[Answer], p: &Prices) -> String {
             a.best.location,
             if pays { "**yes**" } else { "no" },
             slowdowns.join("; "),
-            one * 1000.0,
-            twenty * 1000.0,
-            f2(super::economics::rented_break_even_rate(
-                p.local_per_hour,
-                one
-            )),
+            one,
+            twenty,
+            f2(rented_break_even_rate(p.local_per_hour, one / 1000.0)),
         );
     }
     md

@@ -26,15 +26,13 @@ fn request_fees(p: &Prices, k: f64) -> f64 {
     1000.0 / k * (p.lambda_per_million_requests + p.http_api_per_million_requests) / 1e6
 }
 
-/// The cheapest (memory, images per request) for an architecture and its cost per image.
+/// The memory size with the lowest Lambda cost per 1000 images for an architecture's compute
+/// time at `k` images per request, and that cost.
 pub(super) fn cheapest(p: &Prices, c: &ArchCompute, k: f64) -> (f64, f64) {
-    MEMORY_SIZES_MB
-        .iter()
-        .map(|&m| (m, cost(p, c, m, k) / 1000.0))
-        .fold(
-            (f64::NAN, f64::INFINITY),
-            |b, x| if x.1 < b.1 { x } else { b },
-        )
+    MEMORY_SIZES_MB.iter().map(|&m| (m, cost(p, c, m, k))).fold(
+        (f64::NAN, f64::INFINITY),
+        |b, x| if x.1 < b.1 { x } else { b },
+    )
 }
 
 /// Sustained images/s above which a machine rented at `per_hour` costs less than
@@ -138,8 +136,8 @@ pub fn section(
     for c in compute {
         let (m1, one) = cheapest(p, c, 1.0);
         let (m20, twenty) = cheapest(p, c, 20.0);
-        let r1 = rented_break_even_rate(p.local_per_hour, one);
-        let r20 = rented_break_even_rate(p.local_per_hour, twenty);
+        let r1 = rented_break_even_rate(p.local_per_hour, one / 1000.0);
+        let r20 = rented_break_even_rate(p.local_per_hour, twenty / 1000.0);
         let verdict = if r1 <= rented_images_per_s {
             format!(
                 "below its measured capacity of {} images/s, so one busy machine is the cheaper of the two",
@@ -157,8 +155,8 @@ pub fn section(
             c.arch.name(),
             p.local_per_hour,
             machine_per_1000,
-            one * 1000.0,
-            twenty * 1000.0,
+            one,
+            twenty,
             f2(r1),
             f2(r1 * 86_400.0 / 1e6),
             f2(r20),
@@ -213,7 +211,7 @@ mod tests {
         assert!(md.contains("| 20 | 0.00006 |"), "{md}");
         assert!(md.contains("| 1769 | 1.00 | 15.00 |"), "{md}");
         let (_, one) = cheapest(&p, &c[0], 1.0);
-        let r = rented_break_even_rate(p.local_per_hour, one);
+        let r = rented_break_even_rate(p.local_per_hour, one / 1000.0);
         assert!(
             md.contains(&format!("cheaper above **{} images/s**", f2(r))),
             "{md}"

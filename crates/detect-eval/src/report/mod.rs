@@ -6,8 +6,8 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::model::{
-    compute_by_arch, lambda_compute_ms, lambda_cost_per_1000, local_cost_per_1000,
-    rekognition_cost_per_1000, transfer_ms, Arch, ArchCompute, Prices, Scenario, MEMORY_SIZES_MB,
+    compute_by_arch, lambda_compute_ms, local_cost_per_1000, rekognition_cost_per_1000,
+    transfer_ms, Arch, Prices, Scenario,
 };
 use super::rows::{summarize, Row, Summary};
 
@@ -335,8 +335,7 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
         md,
         "The seed (Flask + TensorFlow MobileNet SSD v2 in Docker, 2023) measured its local machine and an EC2 t2.large; each row here sits beside the seed's figure for the same kind of location (in-process and the local watch beside its local, the links beside its remote). *speed-up vs seed* = the seed's time per image / this row's. *wall s* = the run from its start to its last answer (the seed reported none).\n"
     );
-    let sum_refs: Vec<&Summary> = sums.iter().collect();
-    let _ = writeln!(md, "{}", seed::table(&sum_refs));
+    let _ = writeln!(md, "{}", seed::table(&sums));
 
     let _ = writeln!(md, "## Every dataset × location\n");
     let _ = writeln!(md, "| {} |", TABLE_COLUMNS.join(" | "));
@@ -620,7 +619,7 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
         let rekognition = rekognition_cost_per_1000(p);
         let mut parts = Vec::new();
         for c in &compute {
-            let (m, cost) = cheapest_memory(p, c);
+            let (m, cost) = economics::cheapest(p, c, 1.0);
             parts.push(format!(
                 "Lambda {} at best ${cost:.4} ({m} MB, {} ms per image; {}; {}x this machine's cost, {}x cheaper than Rekognition)",
                 c.arch.name(),
@@ -671,24 +670,6 @@ fn p_fmt(v: f64) -> String {
         .trim_end_matches('0')
         .trim_end_matches('.')
         .to_string()
-}
-
-/// The memory size with the lowest Lambda cost per 1000 images for this compute time, and that
-/// cost.
-fn cheapest_memory(p: &Prices, c: &ArchCompute) -> (f64, f64) {
-    MEMORY_SIZES_MB
-        .iter()
-        .map(|&m| {
-            let d = lambda_compute_ms(c.ms, m, 1.0);
-            (m, lambda_cost_per_1000(p, c.arch, m, d, 1.0))
-        })
-        .fold((f64::NAN, f64::INFINITY), |best, x| {
-            if x.1 < best.1 {
-                x
-            } else {
-                best
-            }
-        })
 }
 
 /// Write README.md and the SVGs into `out`.

@@ -52,7 +52,7 @@ pub fn is_seed_remote(s: &Summary) -> bool {
 }
 
 /// The table, rows in the summaries' order (datasets the seed did not have get "-").
-pub fn table(sums: &[&Summary]) -> String {
+pub fn table(sums: &[Summary]) -> String {
     let f2 = |v: f64| {
         if v.is_finite() {
             format!("{v:.2}")
@@ -134,7 +134,7 @@ mod tests {
         let remote = sum("medium", "emulated 10 Mbit/s + 60 ms", true, 134.0);
         let other = sum("tiny", "in-process", false, 10.0);
         let watch = sum("small", "local watch, 1 vCPU", true, 16.0);
-        let md = table(&[&local, &remote, &other, &watch]);
+        let md = table(&[local, remote, other, watch]);
         let lines: Vec<&str> = md.lines().collect();
         assert_eq!(lines.len(), 6);
         // The local watch is this machine's HTTP server: beside the seed's local one.
