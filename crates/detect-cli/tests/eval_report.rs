@@ -60,5 +60,6 @@ fn local_rows_then_report_numbers_equal_the_csv() {
     let row = &table[&("small".to_string(), "in-process".to_string())];
     let mean = csv.iter().map(|r| r.rtt_ms).sum::<f64>() / 6.0;
     assert_eq!(row["total ms"], format!("{mean:.2}"));
-    assert!(tmp.path().join("report/times.svg").exists());
+    assert!(tmp.path().join("report/times-small.svg").exists());
+    assert!(tmp.path().join("report/cdf-small.svg").exists());
 }

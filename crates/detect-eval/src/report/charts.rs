@@ -279,4 +279,34 @@ mod tests {
             svg.check_layout().unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
+
+    /// The study's five locations per dataset fit one bar chart and one CDF; the three
+    /// datasets' fifteen groups in one chart do not (why the report draws one per dataset).
+    #[test]
+    fn one_dataset_per_chart_keeps_the_labels_apart() {
+        let mut rows = study_rows();
+        let extra: Vec<Row> = rows
+            .iter()
+            .filter(|r| r.location == "in-process")
+            .map(|r| Row {
+                location: "in-process, 2 at once".into(),
+                ..r.clone()
+            })
+            .collect();
+        rows.extend(extra);
+        let one = summarize(&rows);
+        assert_eq!(one.len(), 5);
+        bars_svg(&one).check_layout().unwrap();
+        cdf_svg(&rows, &one).check_layout().unwrap();
+        let all: Vec<Row> = ["small", "medium", "big"]
+            .iter()
+            .flat_map(|d| {
+                rows.iter().map(|r| Row {
+                    dataset: d.to_string(),
+                    ..r.clone()
+                })
+            })
+            .collect();
+        assert!(bars_svg(&summarize(&all)).check_layout().is_err());
+    }
 }

@@ -347,12 +347,17 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
         md,
         "\nMeans over successful images. *upload* = time to the response headers minus the server's request time (the network and HTTP share of the round trip before the answer starts; 0 in-process). *server total* = the function's own decode-to-postprocess time. *images/s* = images / wall time of the run (requests in sequence unless the run used `--concurrency`).\n"
     );
-    svgs.push(("times.svg".to_string(), bars_svg(&sums).text));
-    svgs.push(("cdf.svg".to_string(), cdf_svg(&measured, &sums).text));
-    let _ = writeln!(
-        md,
-        "![Mean inference, upload and total time per image](times.svg)\n\n![Latency CDF](cdf.svg)\n"
-    );
+    // One pair of charts per dataset: with every dataset in one, 15 bar groups leave no room
+    // for their labels and 15 curves share 8 colours.
+    for d in &datasets {
+        let mine: Vec<Summary> = sums.iter().filter(|s| &s.dataset == d).cloned().collect();
+        svgs.push((format!("times-{d}.svg"), bars_svg(&mine).text));
+        svgs.push((format!("cdf-{d}.svg"), cdf_svg(&measured, &mine).text));
+        let _ = writeln!(
+            md,
+            "![Mean inference, upload and total time per image, {d}](times-{d}.svg)\n\n![Latency CDF, {d}](cdf-{d}.svg)\n"
+        );
+    }
     if let Some(c) = cold::measure(rows) {
         let _ = writeln!(md, "{}", cold::section(&c));
     }
