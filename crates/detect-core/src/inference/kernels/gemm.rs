@@ -95,8 +95,45 @@ impl PackedGemm {
 
     /// `sum(a)` of each row of length `k`.
     pub fn row_sums(&self, a: &[u8]) -> Vec<f32> {
-        a.chunks_exact(self.k)
-            .map(|r| r.iter().map(|&v| v as u32).sum::<u32>() as f32)
-            .collect()
+        a.chunks_exact(self.k).map(|r| row_sum(r) as f32).collect()
+    }
+}
+
+/// The sum of a row's values: 16 at a time with `psadbw` (SSE2, every x86_64 CPU has it), which
+/// the compiler does not find by itself; one at a time elsewhere.
+#[cfg(target_arch = "x86_64")]
+fn row_sum(row: &[u8]) -> u32 {
+    use std::arch::x86_64::*;
+    let whole = row.len() / 16 * 16;
+    let mut total: u32 = row[whole..].iter().map(|&v| v as u32).sum();
+    // Safety: SSE2 is part of x86_64; each load reads 16 bytes inside `row[..whole]`.
+    unsafe {
+        let mut acc = _mm_setzero_si128();
+        for i in (0..whole).step_by(16) {
+            let v = _mm_loadu_si128(row.as_ptr().add(i) as *const __m128i);
+            acc = _mm_add_epi64(acc, _mm_sad_epu8(v, _mm_setzero_si128()));
+        }
+        total += (_mm_cvtsi128_si64(acc) + _mm_cvtsi128_si64(_mm_unpackhi_epi64(acc, acc))) as u32;
+    }
+    total
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn row_sum(row: &[u8]) -> u32 {
+    row.iter().map(|&v| v as u32).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::row_sum;
+
+    #[test]
+    fn row_sums_count_every_value_of_any_length() {
+        for len in [0, 1, 4, 15, 16, 17, 27, 144, 1280, 2304] {
+            let row: Vec<u8> = (0..len).map(|i| (255 - i * 7 % 256) as u8).collect();
+            let want: u32 = row.iter().map(|&v| v as u32).sum();
+            assert_eq!(row_sum(&row), want, "length {len}");
+        }
+        assert_eq!(row_sum(&[255; 2304]), 255 * 2304);
     }
 }

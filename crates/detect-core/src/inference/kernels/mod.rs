@@ -171,6 +171,9 @@ pub struct KernelSet {
     pub int8_convs: bool,
     /// Whether [`PackedGemm`] must carry the 16-bit weight layout this set's GEMM reads.
     pub wide_weights: bool,
+    /// Whether the GEMM reads whole tiles of rows (the row buffer must be padded to a
+    /// multiple of [`gemm::MR`] rows); if not, 8-bit input can be the rows in place.
+    pub reads_whole_tiles: bool,
     pub gemm_f32: GemmFn<f32>,
     pub gemm_u8: GemmFn<u8>,
     pub quantize: QuantizeFn,
@@ -189,6 +192,7 @@ static PORTABLE: KernelSet = KernelSet {
     isa: Isa::Portable,
     int8_convs: false,
     wide_weights: false,
+    reads_whole_tiles: false,
     gemm_f32: portable::gemm::<f32>,
     gemm_u8: portable::gemm::<u8>,
     quantize: |_, _, _, _| 0,

@@ -12,15 +12,25 @@ use super::gemm::PackedGemm;
 use super::quant::{InElem, OutElem};
 use super::{portable, Depthwise3x3, Isa, KernelSet};
 
-/// Rows per GEMM tile and 8-channel vectors per tile: 4 x 3 accumulators, 3 weight vectors
-/// and a broadcast fit the 16 vector registers.
+/// Rows per GEMM tile and 8-channel vectors per tile of the AVX-VNNI kernel: 4 x 3
+/// accumulators, 3 weight vectors and a broadcast fit the 16 vector registers.
 const R: usize = 4;
 const V: usize = 3;
+
+/// The same for the `vpmaddwd` kernel, which also needs a register for each product before
+/// it is added: 6 x 2 accumulators, 2 weight vectors, a broadcast and a product.
+const WIDE_R: usize = 6;
+const WIDE_V: usize = 2;
+
+/// Output pixels the 3x3 depthwise kernel computes at once (independent accumulators hide the
+/// fused multiply-add's latency).
+const PIXELS: usize = 4;
 
 pub static AVX2: KernelSet = KernelSet {
     isa: Isa::Avx2,
     int8_convs: true,
     wide_weights: true,
+    reads_whole_tiles: false,
     gemm_f32: gemm_avx2::<f32>,
     gemm_u8: gemm_avx2::<u8>,
     quantize,
@@ -32,6 +42,7 @@ pub static AVXVNNI: KernelSet = KernelSet {
     isa: Isa::AvxVnni,
     int8_convs: true,
     wide_weights: false,
+    reads_whole_tiles: true,
     gemm_f32: gemm_avxvnni::<f32>,
     gemm_u8: gemm_avxvnni::<u8>,
     quantize,
@@ -118,6 +129,9 @@ unsafe fn quantize_whole_vectors(x: &[f32], inv: f32, zp: f32, out: &mut [u8]) -
 /// 8 lanes of an element type, to and from f32 vectors (one value at a time: [`InElem`],
 /// [`OutElem`]).
 trait Elem8: InElem + OutElem {
+    /// Whether the values are f32 already (read in place, not converted).
+    const IS_F32: bool;
+
     /// Load 8 values as f32; 8-bit values are dequantized as `q * scale + offset`
     /// (`offset = -zero_point * scale`) with one rounding.
     ///
@@ -129,9 +143,21 @@ trait Elem8: InElem + OutElem {
     ///
     /// Safety: AVX2 and FMA; `p` valid for `valid` values.
     unsafe fn store(p: *mut Self, valid: usize, v: __m256, inv: __m256, zero_point: __m256);
+
+    /// Store 16 values, `a`'s then `b`'s, as [`Elem8::store`] stores each.
+    ///
+    /// Safety: AVX2 and FMA; `p` valid for 16 values.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store16(p: *mut Self, a: __m256, b: __m256, inv: __m256, zero_point: __m256) {
+        Self::store(p, 8, a, inv, zero_point);
+        Self::store(p.add(8), 8, b, inv, zero_point);
+    }
 }
 
 impl Elem8 for f32 {
+    const IS_F32: bool = true;
+
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn load(p: *const f32, _: __m256, _: __m256) -> __m256 {
@@ -152,6 +178,8 @@ impl Elem8 for f32 {
 }
 
 impl Elem8 for u8 {
+    const IS_F32: bool = false;
+
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn load(p: *const u8, scale: __m256, offset: __m256) -> __m256 {
@@ -162,11 +190,7 @@ impl Elem8 for u8 {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn store(p: *mut u8, valid: usize, v: __m256, inv: __m256, zero_point: __m256) {
-        // max(x, 0) returns 0 for NaN (the second operand), as `quantize` does; the conversion
-        // rounds half to even (the default rounding mode).
-        let v = _mm256_fmadd_ps(v, inv, zero_point);
-        let v = _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(255.0));
-        let i = _mm256_cvtps_epi32(v);
+        let i = to_u8_range(v, inv, zero_point);
         let words = _mm_packus_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256::<1>(i));
         let bytes = _mm_packus_epi16(words, words);
         if valid == 8 {
@@ -177,10 +201,37 @@ impl Elem8 for u8 {
             std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, valid);
         }
     }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store16(p: *mut u8, a: __m256, b: __m256, inv: __m256, zero_point: __m256) {
+        // Per 128-bit lane the packs give a0-3 b0-3 a0-3 b0-3 | a4-7 b4-7 a4-7 b4-7 (as
+        // 32-bit groups 0..8); groups 0, 4, 1, 5 are a0-7 b0-7.
+        let words = _mm256_packus_epi32(
+            to_u8_range(a, inv, zero_point),
+            to_u8_range(b, inv, zero_point),
+        );
+        let bytes = _mm256_packus_epi16(words, words);
+        let ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
+        _mm_storeu_si128(p as *mut __m128i, _mm256_castsi256_si128(ordered));
+    }
 }
 
-/// Rows `r0..r1` (r0 a multiple of R) into `output` (those rows) with 16-bit multiply-adds.
-/// The rows are widened to 16 bits once, so each pair broadcasts straight from memory.
+/// `round(v * inv + zero_point)` as 32-bit integers whose unsigned saturation to 8 bits (the
+/// packs) is `quantize`'s clamp to 0..=255: `min(255, x)` keeps NaN (the second operand), which
+/// converts to `i32::MIN` and saturates to 0, as does every value below 0; the conversion
+/// rounds half to even (the default rounding mode).
+///
+/// Safety: AVX2 and FMA.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn to_u8_range(v: __m256, inv: __m256, zero_point: __m256) -> __m256i {
+    let x = _mm256_fmadd_ps(v, inv, zero_point);
+    _mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(255.0), x))
+}
+
+/// Rows `r0..r1` into `output` (those rows) with 16-bit multiply-adds. The rows are widened
+/// to 16 bits once, so each pair broadcasts straight from memory.
 ///
 /// Safety: AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
@@ -192,51 +243,67 @@ unsafe fn gemm<O: Elem8>(
     r1: usize,
     output: &mut [O],
 ) {
-    let tiles_end = r1.div_ceil(R) * R;
-    // Whole tiles are read (the row buffer is padded to them); only rows < r1 are stored.
-    assert!(r0.is_multiple_of(R) && a.len() >= tiles_end * p.k && sums.len() >= tiles_end);
+    assert!(a.len() >= r1 * p.k && sums.len() >= r1);
     assert!(output.len() == (r1 - r0) * p.n);
     assert!(
         p.weights16.len() == p.n_blocks * 16 * p.k,
         "16-bit weights not packed"
     );
-    let wide: Vec<u16> = a[r0 * p.k..tiles_end * p.k]
-        .iter()
-        .map(|&v| v as u16)
-        .collect();
+    let wide: Vec<u16> = a[r0 * p.k..r1 * p.k].iter().map(|&v| v as u16).collect();
     let vectors = p.n.div_ceil(8);
     let mut v0 = 0;
     while v0 < vectors {
-        let vs = (vectors - v0).min(V);
-        for m0 in (r0..tiles_end).step_by(R) {
-            let rows = &wide[(m0 - r0) * p.k..][..R * p.k];
-            let span = (r0, r1);
-            match vs {
-                3 => tile_wide::<3, O>(p, rows, sums, m0, span, v0, output),
-                2 => tile_wide::<2, O>(p, rows, sums, m0, span, v0, output),
-                _ => tile_wide::<1, O>(p, rows, sums, m0, span, v0, output),
+        let vs = (vectors - v0).min(WIDE_V);
+        for m0 in (r0..r1).step_by(WIDE_R) {
+            let rows = &wide[(m0 - r0) * p.k..];
+            let tile = Tile {
+                m0,
+                span: (r0, r1),
+                v0,
+            };
+            match (vs, (r1 - m0).min(WIDE_R)) {
+                (2, 6) => tile_wide::<6, 2, O>(p, rows, sums, tile, output),
+                (2, 5) => tile_wide::<5, 2, O>(p, rows, sums, tile, output),
+                (2, 4) => tile_wide::<4, 2, O>(p, rows, sums, tile, output),
+                (2, 3) => tile_wide::<3, 2, O>(p, rows, sums, tile, output),
+                (2, 2) => tile_wide::<2, 2, O>(p, rows, sums, tile, output),
+                (2, _) => tile_wide::<1, 2, O>(p, rows, sums, tile, output),
+                (_, 6) => tile_wide::<6, 1, O>(p, rows, sums, tile, output),
+                (_, 5) => tile_wide::<5, 1, O>(p, rows, sums, tile, output),
+                (_, 4) => tile_wide::<4, 1, O>(p, rows, sums, tile, output),
+                (_, 3) => tile_wide::<3, 1, O>(p, rows, sums, tile, output),
+                (_, 2) => tile_wide::<2, 1, O>(p, rows, sums, tile, output),
+                _ => tile_wide::<1, 1, O>(p, rows, sums, tile, output),
             }
         }
         v0 += vs;
     }
 }
 
-/// One tile of [`gemm`]: rows `m0..m0 + R` (`rows`, widened), 8-channel vectors `v0..v0 + T`.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile_wide<const T: usize, O: Elem8>(
-    p: &PackedGemm,
-    rows: &[u16],
-    sums: &[f32],
+/// Where a tile sits: its first row, the rows the caller stores (`span`), its first 8-channel
+/// vector.
+#[derive(Clone, Copy)]
+struct Tile {
     m0: usize,
     span: (usize, usize),
     v0: usize,
+}
+
+/// One tile of [`gemm`]: `RR` rows from `rows` (widened), 8-channel vectors `v0..v0 + T`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile_wide<const RR: usize, const T: usize, O: Elem8>(
+    p: &PackedGemm,
+    rows: &[u16],
+    sums: &[f32],
+    tile: Tile,
     out: &mut [O],
 ) {
+    assert!(rows.len() >= RR * p.k);
     let k2 = p.k / 2;
-    let mut acc = [[_mm256_setzero_si256(); T]; R];
+    let mut acc = [[_mm256_setzero_si256(); T]; RR];
     let pairs = rows.as_ptr() as *const i32;
-    let w = p.weights16.as_ptr().add(v0 * p.k * 8);
+    let w = p.weights16.as_ptr().add(tile.v0 * p.k * 8);
     for kk in 0..k2 {
         let mut wv = [_mm256_setzero_si256(); T];
         for (t, v) in wv.iter_mut().enumerate() {
@@ -249,7 +316,7 @@ unsafe fn tile_wide<const T: usize, O: Elem8>(
             }
         }
     }
-    store_tile(p, &acc, sums, m0, span, v0, out);
+    store_tile(p, &acc, sums, tile.m0, tile.span, tile.v0, out);
 }
 
 /// Rows `r0..r1` (r0 a multiple of R) into `output` (those rows) with AVX-VNNI `vpdpbusd`
@@ -323,9 +390,9 @@ unsafe fn tile_vnni<const T: usize, O: Elem8>(
 /// sum_mult + offset)` with fused multiply-adds, clamp, then f32 or quantized 8-bit out.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn store_tile<const T: usize, O: Elem8>(
+unsafe fn store_tile<const RR: usize, const T: usize, O: Elem8>(
     p: &PackedGemm,
-    acc: &[[__m256i; T]; R],
+    acc: &[[__m256i; T]; RR],
     sums: &[f32],
     m0: usize,
     (first, end): (usize, usize),
@@ -335,36 +402,45 @@ unsafe fn store_tile<const T: usize, O: Elem8>(
     let (lo, hi) = (_mm256_set1_ps(p.lo), _mm256_set1_ps(p.hi));
     let (inv, zp) = p.out_params();
     let (inv, zp) = (_mm256_set1_ps(inv), _mm256_set1_ps(zp));
+    let mut y = [[_mm256_setzero_ps(); T]; RR];
     for t in 0..T {
         let col = (v0 + t) * 8;
         let mult = _mm256_loadu_ps(p.mult.as_ptr().add(col));
         let sum_mult = _mm256_loadu_ps(p.sum_mult.as_ptr().add(col));
         let offset = _mm256_loadu_ps(p.offset.as_ptr().add(col));
-        let valid = (p.n - col).min(8);
         for (r, acc_r) in acc.iter().enumerate() {
-            let row = m0 + r;
-            if row >= end {
-                break;
-            }
+            let row = (m0 + r).min(end - 1);
             let base = _mm256_fmadd_ps(_mm256_set1_ps(sums[row]), sum_mult, offset);
             let v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc_r[t]), mult, base);
-            let y = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-            O::store(
-                out.as_mut_ptr().add((row - first) * p.n + col),
-                valid,
-                y,
-                inv,
-                zp,
-            );
+            y[r][t] = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+        }
+    }
+    for (r, y_r) in y.iter().enumerate() {
+        let row = m0 + r;
+        if row >= end {
+            break;
+        }
+        let dst = out.as_mut_ptr().add((row - first) * p.n);
+        let mut t = 0;
+        while t < T {
+            let col = (v0 + t) * 8;
+            if t + 1 < T && col + 16 <= p.n {
+                O::store16(dst.add(col), y_r[t], y_r[t + 1], inv, zp);
+                t += 2;
+            } else {
+                O::store(dst.add(col), (p.n - col).min(8), y_r[t], inv, zp);
+                t += 1;
+            }
         }
     }
 }
 
 /// 3x3 depthwise rows `oy0..oy1` of one image: per output row and 8-channel block the nine
 /// weight vectors stay in registers while the row's pixels stream past, interior pixels skip
-/// edge checks; 8-bit input is dequantized on load, 8-bit output quantized on store. The same
-/// operations in the same order as the AVX-512 kernel, so the same results; channels past the
-/// last whole block take the same steps one at a time.
+/// edge checks; 8-bit input rows are dequantized once into [`F32Rows`] (each is read by up to
+/// nine taps), 8-bit output quantized on store. The same operations in the same order as the
+/// AVX-512 kernel, so the same results; channels past the last whole block take the same steps
+/// one at a time.
 ///
 /// Safety: AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
@@ -378,42 +454,158 @@ unsafe fn depthwise_3x3<I: Elem8, O: Elem8>(
     let params = dw.params_3x3(input, oy0, oy1, output);
     let (iw, ow, c) = (dw.in_hw.1, dw.out_hw.1, dw.channels);
     let (lo, hi) = (_mm256_set1_ps(params.lo), _mm256_set1_ps(params.hi));
-    let (scale, offset) = (_mm256_set1_ps(params.scale), _mm256_set1_ps(params.offset));
     let (inv, zp) = (
         _mm256_set1_ps(params.inv),
         _mm256_set1_ps(params.zero_point),
     );
-    let (x, w, y) = (input.as_ptr(), dw.kernel.as_ptr(), output.as_mut_ptr());
+    let mut f32_rows = F32Rows::new(input, iw * c, params.scale, params.offset);
+    let (w, y) = (dw.kernel.as_ptr(), output.as_mut_ptr());
     let whole = c / 8 * 8;
     for oy in oy0..oy1 {
         let rows = dw.rows_3x3(oy);
+        let x = f32_rows.get(rows);
         for ch in (0..whole).step_by(8) {
             let wv: [__m256; 9] = std::array::from_fn(|t| _mm256_loadu_ps(w.add(t * c + ch)));
             let bias = _mm256_loadu_ps(dw.bias.as_ptr().add(ch));
-            for ox in 0..ow {
+            let mut ox = 0;
+            while ox < ow {
+                let out = y.add(((oy - oy0) * ow + ox) * c + ch);
+                // Four interior pixels at once: four independent chains of nine fused
+                // multiply-adds instead of one (each chain is the one-pixel order).
+                if ox + PIXELS <= ow && dw.interior_column_3x3(ox + PIXELS - 1).is_some() {
+                    if let Some(ix) = dw.interior_column_3x3(ox) {
+                        let sx = dw.stride.1 * c;
+                        let mut acc = [bias; PIXELS];
+                        for (ky, row) in x.iter().enumerate() {
+                            if let Some(row) = *row {
+                                let p = row.add(ix * c + ch);
+                                for kx in 0..3 {
+                                    for (j, acc) in acc.iter_mut().enumerate() {
+                                        let v = _mm256_loadu_ps(p.add(j * sx + kx * c));
+                                        *acc = _mm256_fmadd_ps(v, wv[ky * 3 + kx], *acc);
+                                    }
+                                }
+                            }
+                        }
+                        for (j, acc) in acc.into_iter().enumerate() {
+                            let v = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
+                            O::store(out.add(j * c), 8, v, inv, zp);
+                        }
+                        ox += PIXELS;
+                        continue;
+                    }
+                }
                 let mut acc = bias;
                 if let Some(ix) = dw.interior_column_3x3(ox) {
-                    for (ky, row) in rows.iter().enumerate() {
-                        if let Some(iy) = *row {
-                            let p = x.add((iy * iw + ix) * c + ch);
-                            acc = _mm256_fmadd_ps(I::load(p, scale, offset), wv[ky * 3], acc);
+                    for (ky, row) in x.iter().enumerate() {
+                        if let Some(row) = *row {
+                            let p = row.add(ix * c + ch);
+                            acc = _mm256_fmadd_ps(_mm256_loadu_ps(p), wv[ky * 3], acc);
                             let p = p.add(c);
-                            acc = _mm256_fmadd_ps(I::load(p, scale, offset), wv[ky * 3 + 1], acc);
+                            acc = _mm256_fmadd_ps(_mm256_loadu_ps(p), wv[ky * 3 + 1], acc);
                             let p = p.add(c);
-                            acc = _mm256_fmadd_ps(I::load(p, scale, offset), wv[ky * 3 + 2], acc);
+                            acc = _mm256_fmadd_ps(_mm256_loadu_ps(p), wv[ky * 3 + 2], acc);
                         }
                     }
                 } else {
                     for (x0, t) in dw.taps_3x3(rows, ox) {
-                        let p = x.add(x0 + ch);
-                        acc = _mm256_fmadd_ps(I::load(p, scale, offset), wv[t], acc);
+                        // x0 is the pixel's offset in the image; its row is rows[t / 3].
+                        let (row, iy) = (x[t / 3], rows[t / 3]);
+                        if let (Some(row), Some(iy)) = (row, iy) {
+                            let p = row.add(x0 - iy * iw * c + ch);
+                            // The weight from memory: indexing `wv` by a run-time tap would
+                            // keep all nine weights on the stack instead of in registers.
+                            let wt = _mm256_loadu_ps(w.add(t * c + ch));
+                            acc = _mm256_fmadd_ps(_mm256_loadu_ps(p), wt, acc);
+                        }
                     }
                 }
                 let v = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
-                O::store(y.add(((oy - oy0) * ow + ox) * c + ch), 8, v, inv, zp);
+                O::store(out, 8, v, inv, zp);
+                ox += 1;
             }
         }
         let out_row = &mut output[(oy - oy0) * ow * c..][..ow * c];
         dw.row_3x3_tail(input, oy, whole, &params, out_row);
+    }
+}
+
+/// The input rows of a 3x3 kernel as f32: f32 input is read in place; 8-bit input is
+/// dequantized into three row slots, each row once while consecutive output rows read it
+/// (the values [`Elem8::load`] would give at every tap).
+struct F32Rows<'a, I> {
+    input: &'a [I],
+    row_len: usize,
+    scale: f32,
+    offset: f32,
+    slots: Vec<f32>,
+    tags: [Option<usize>; 3],
+}
+
+impl<'a, I: Elem8> F32Rows<'a, I> {
+    fn new(input: &'a [I], row_len: usize, scale: f32, offset: f32) -> Self {
+        let slots = if I::IS_F32 {
+            Vec::new()
+        } else {
+            vec![0f32; 3 * row_len]
+        };
+        F32Rows {
+            input,
+            row_len,
+            scale,
+            offset,
+            slots,
+            tags: [None; 3],
+        }
+    }
+
+    /// Pointers to the f32 values of input rows `rows` (None stays None).
+    ///
+    /// Safety: AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn get(&mut self, rows: [Option<usize>; 3]) -> [Option<*const f32>; 3] {
+        let n = self.row_len;
+        if I::IS_F32 {
+            let base = self.input.as_ptr() as *const f32;
+            return rows.map(|r| r.map(|iy| base.add(iy * n)));
+        }
+        let mut out = [None; 3];
+        for (ky, row) in rows.iter().enumerate() {
+            let Some(iy) = *row else { continue };
+            let slot = match self.tags.iter().position(|&t| t == Some(iy)) {
+                Some(slot) => slot,
+                None => {
+                    // A slot no row of this call needs; there are three slots and at most
+                    // three rows.
+                    let free = (0..3)
+                        .find(|&s| self.tags[s].is_none_or(|t| !rows.contains(&Some(t))))
+                        .expect("a free row slot");
+                    self.fill(free, iy);
+                    free
+                }
+            };
+            out[ky] = Some(self.slots.as_ptr().add(slot * n));
+        }
+        out
+    }
+
+    /// Dequantize input row `iy` into `slot`.
+    ///
+    /// Safety: AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn fill(&mut self, slot: usize, iy: usize) {
+        let n = self.row_len;
+        let src = &self.input[iy * n..][..n];
+        let dst = &mut self.slots[slot * n..][..n];
+        let (scale, offset) = (_mm256_set1_ps(self.scale), _mm256_set1_ps(self.offset));
+        let whole = n / 8 * 8;
+        for i in (0..whole).step_by(8) {
+            let v = I::load(src.as_ptr().add(i), scale, offset);
+            _mm256_storeu_ps(dst.as_mut_ptr().add(i), v);
+        }
+        for i in whole..n {
+            dst[i] = src[i].to_f32(self.scale, self.offset);
+        }
+        self.tags[slot] = Some(iy);
     }
 }

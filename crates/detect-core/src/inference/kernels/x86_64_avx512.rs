@@ -17,6 +17,7 @@ pub static SET: KernelSet = KernelSet {
     isa: Isa::Avx512Vnni,
     int8_convs: true,
     wide_weights: false,
+    reads_whole_tiles: true,
     gemm_f32: gemm::<f32>,
     gemm_u8: gemm::<u8>,
     quantize,

@@ -11,6 +11,8 @@
 //! patch into a row first (im2col); padding reads as the input zero point, i.e. real 0. The
 //! product itself is [`PackedGemm`], run by the kernel set's GEMM.
 
+use std::borrow::Cow;
+
 use tract_tflite::internal::*;
 
 use super::io::{In, NhwcIo, Out};
@@ -160,8 +162,10 @@ impl ConvInt8 {
 }
 
 /// The matrix rows, one per output pixel (the quantized patch, zero-extended to k), padded
-/// with zero rows to whole tiles; and the number of real rows. 8-bit input is used as it is.
-fn rows(p: &Packed, kernels: &KernelSet, input: In) -> (Vec<u8>, usize) {
+/// with zero rows to whole tiles; and the number of real rows. 8-bit input is used as it is:
+/// in place, when it is the rows already (a 1x1 convolution with stride 1) and the kernel set
+/// reads no row past the last.
+fn rows<'a>(p: &Packed, kernels: &KernelSet, input: In<'a>) -> (Cow<'a, [u8]>, usize) {
     let (ih, iw) = p.in_hw;
     let (oh, ow) = p.out_hw;
     let k = p.gemm.k;
@@ -176,10 +180,11 @@ fn rows(p: &Packed, kernels: &KernelSet, input: In) -> (Vec<u8>, usize) {
     let mut a = vec![0u8; m.div_ceil(MR) * MR * k];
     if p.direct {
         match input {
+            In::U8(x) if !kernels.reads_whole_tiles => return (Cow::Borrowed(x), m),
             In::F32(x) => quantize_slice(kernels, x, p.input_quant, &mut a[..m * k]),
             In::U8(x) => a[..m * k].copy_from_slice(x),
         }
-        return (a, m);
+        return (Cow::Owned(a), m);
     }
     let (kh, kw) = p.kernel_hw;
     let (sh, sw) = p.stride;
@@ -212,7 +217,7 @@ fn rows(p: &Packed, kernels: &KernelSet, input: In) -> (Vec<u8>, usize) {
             }
         }
     }
-    (a, m)
+    (Cow::Owned(a), m)
 }
 
 impl Op for ConvInt8 {
