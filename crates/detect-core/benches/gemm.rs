@@ -1,11 +1,12 @@
 //! The 8-bit GEMM alone, per kernel set this CPU runs (or those `DETECT_TEST_ISAS` lists), on
 //! the model's largest convolution shapes (rows = output pixels, k = patch length, n = output
-//! channels), one thread, 8-bit output: ms per product and multiply-adds per second. Prints
+//! channels), one thread, 8-bit output, the shapes in turn: ms per product and multiply-adds per
+//! second. Prints
 //! figures; asserts nothing about speed. `cargo bench -p detect-core --bench gemm`.
 
 use std::time::Instant;
 
-use detect_core::inference::kernels::gemm::{PackedGemm, MR};
+use detect_core::inference::kernels::gemm::PackedGemm;
 use detect_core::inference::kernels::{Isa, KernelSet};
 use detect_core::model::{QuantizedConv, TensorQuant};
 
@@ -69,20 +70,30 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     for set in sets() {
-        let (mut total_ms, mut total_macs) = (0.0, 0.0);
-        for (m, k, n) in SHAPES {
-            let p = PackedGemm::new(&spec(k, n), set.wide_weights);
-            let a: Vec<u8> = (0..m.div_ceil(MR) * MR * p.k)
-                .map(|i| (i * 29 % 256) as u8)
-                .collect();
-            let sums = p.row_sums(&a);
-            let mut out = vec![0u8; m * n];
-            (set.gemm_u8)(&p, &a, &sums, 0, m, &mut out);
-            let start = Instant::now();
-            for _ in 0..passes {
-                (set.gemm_u8)(&p, &a, &sums, 0, m, &mut out);
+        // Every shape packed up front and run in turn, as in an inference: each product finds
+        // its weights where the others left the caches, not hot from its own last pass.
+        let cases: Vec<_> = SHAPES
+            .iter()
+            .map(|&(m, k, n)| {
+                let p = PackedGemm::new(&spec(k, n), set.wide_weights);
+                let a: Vec<u8> = (0..m * p.k).map(|i| (i * 29 % 256) as u8).collect();
+                let sums = p.row_sums(&a);
+                (m, k, n, p, a, sums, vec![0u8; m * n])
+            })
+            .collect();
+        let mut ms = vec![0f64; cases.len()];
+        for pass in 0..=passes {
+            for (i, (m, _, _, p, a, sums, out)) in cases.iter().enumerate() {
+                let mut out = out.clone();
+                let start = Instant::now();
+                (set.gemm_u8)(p, a, sums, 0, *m, &mut out);
+                if pass > 0 {
+                    ms[i] += start.elapsed().as_secs_f64() * 1e3 / passes as f64;
+                }
             }
-            let ms = start.elapsed().as_secs_f64() * 1e3 / passes as f64;
+        }
+        let (mut total_ms, mut total_macs) = (0.0, 0.0);
+        for ((m, k, n, ..), ms) in cases.iter().zip(&ms) {
             let macs = (m * k * n) as f64;
             total_ms += ms;
             total_macs += macs;

@@ -199,6 +199,70 @@ impl Depthwise {
     }
 }
 
+/// The input rows of a 3x3 kernel as f32: f32 input is read in place; 8-bit input is
+/// dequantized into three row slots, each row once while consecutive output rows read it (a
+/// row feeds up to nine taps of up to three output rows; dequantizing at every tap cost more
+/// than the taps' multiply-adds). Used by the x86 kernels; the arm64 one dequantizes on load.
+#[cfg(target_arch = "x86_64")]
+pub struct F32Rows<'a, I> {
+    input: &'a [I],
+    row_len: usize,
+    slots: Vec<f32>,
+    tags: [Option<usize>; 3],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a, I: InElem> F32Rows<'a, I> {
+    /// Rows of `row_len` values (width x channels) of one image.
+    pub fn new(input: &'a [I], row_len: usize) -> Self {
+        let slots = if I::IS_F32 {
+            Vec::new()
+        } else {
+            vec![0f32; 3 * row_len]
+        };
+        F32Rows {
+            input,
+            row_len,
+            slots,
+            tags: [None; 3],
+        }
+    }
+
+    /// Pointers to the f32 values of input rows `rows` ([`Depthwise::rows_3x3`]; None stays
+    /// None), each valid for `row_len` values until the next call. `fill(src, dst)`
+    /// dequantizes one row (the kernel's vector code, so the values equal its loads).
+    #[inline(always)]
+    pub fn get(
+        &mut self,
+        rows: [Option<usize>; 3],
+        mut fill: impl FnMut(&[I], &mut [f32]),
+    ) -> [Option<*const f32>; 3] {
+        let n = self.row_len;
+        if I::IS_F32 {
+            let base = self.input.as_ptr() as *const f32;
+            return rows.map(|r| r.map(|iy| base.wrapping_add(iy * n)));
+        }
+        let mut out = [None; 3];
+        for (ky, row) in rows.iter().enumerate() {
+            let Some(iy) = *row else { continue };
+            let slot = match self.tags.iter().position(|&t| t == Some(iy)) {
+                Some(slot) => slot,
+                None => {
+                    // A slot no row of this call needs: three slots, at most three rows.
+                    let free = (0..3)
+                        .find(|&s| self.tags[s].is_none_or(|t| !rows.contains(&Some(t))))
+                        .expect("a free row slot");
+                    fill(&self.input[iy * n..][..n], &mut self.slots[free * n..][..n]);
+                    self.tags[free] = Some(iy);
+                    free
+                }
+            };
+            out[ky] = Some(self.slots[slot * n..].as_ptr());
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::depthwise::Depthwise;
+use super::depthwise::{Depthwise, F32Rows};
 use super::gemm::PackedGemm;
 use super::quant::{InElem, OutElem};
 use super::{portable, Depthwise3x3, Isa, KernelSet};
@@ -129,9 +129,6 @@ unsafe fn quantize_whole_vectors(x: &[f32], inv: f32, zp: f32, out: &mut [u8]) -
 /// 8 lanes of an element type, to and from f32 vectors (one value at a time: [`InElem`],
 /// [`OutElem`]).
 trait Elem8: InElem + OutElem {
-    /// Whether the values are f32 already (read in place, not converted).
-    const IS_F32: bool;
-
     /// Load 8 values as f32; 8-bit values are dequantized as `q * scale + offset`
     /// (`offset = -zero_point * scale`) with one rounding.
     ///
@@ -156,8 +153,6 @@ trait Elem8: InElem + OutElem {
 }
 
 impl Elem8 for f32 {
-    const IS_F32: bool = true;
-
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn load(p: *const f32, _: __m256, _: __m256) -> __m256 {
@@ -178,8 +173,6 @@ impl Elem8 for f32 {
 }
 
 impl Elem8 for u8 {
-    const IS_F32: bool = false;
-
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn load(p: *const u8, scale: __m256, offset: __m256) -> __m256 {
@@ -458,12 +451,13 @@ unsafe fn depthwise_3x3<I: Elem8, O: Elem8>(
         _mm256_set1_ps(params.inv),
         _mm256_set1_ps(params.zero_point),
     );
-    let mut f32_rows = F32Rows::new(input, iw * c, params.scale, params.offset);
+    let mut f32_rows = F32Rows::new(input, iw * c);
+    let fill = |src: &[I], dst: &mut [f32]| dequantize_row(src, dst, params.scale, params.offset);
     let (w, y) = (dw.kernel.as_ptr(), output.as_mut_ptr());
     let whole = c / 8 * 8;
     for oy in oy0..oy1 {
         let rows = dw.rows_3x3(oy);
-        let x = f32_rows.get(rows);
+        let x = f32_rows.get(rows, fill);
         for ch in (0..whole).step_by(8) {
             let wv: [__m256; 9] = std::array::from_fn(|t| _mm256_loadu_ps(w.add(t * c + ch)));
             let bias = _mm256_loadu_ps(dw.bias.as_ptr().add(ch));
@@ -530,82 +524,23 @@ unsafe fn depthwise_3x3<I: Elem8, O: Elem8>(
     }
 }
 
-/// The input rows of a 3x3 kernel as f32: f32 input is read in place; 8-bit input is
-/// dequantized into three row slots, each row once while consecutive output rows read it
-/// (the values [`Elem8::load`] would give at every tap).
-struct F32Rows<'a, I> {
-    input: &'a [I],
-    row_len: usize,
-    scale: f32,
-    offset: f32,
-    slots: Vec<f32>,
-    tags: [Option<usize>; 3],
-}
-
-impl<'a, I: Elem8> F32Rows<'a, I> {
-    fn new(input: &'a [I], row_len: usize, scale: f32, offset: f32) -> Self {
-        let slots = if I::IS_F32 {
-            Vec::new()
-        } else {
-            vec![0f32; 3 * row_len]
-        };
-        F32Rows {
-            input,
-            row_len,
-            scale,
-            offset,
-            slots,
-            tags: [None; 3],
-        }
+/// Dequantize a row of 8-bit input into `dst` (what [`Elem8::load`] gives at every tap);
+/// f32 input is never copied ([`F32Rows`] reads it in place).
+///
+/// Safety: AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dequantize_row<I: Elem8>(src: &[I], dst: &mut [f32], scale: f32, offset: f32) {
+    let n = dst.len();
+    assert!(src.len() == n);
+    let (vs, vo) = (_mm256_set1_ps(scale), _mm256_set1_ps(offset));
+    let whole = n / 8 * 8;
+    for i in (0..whole).step_by(8) {
+        _mm256_storeu_ps(
+            dst.as_mut_ptr().add(i),
+            I::load(src.as_ptr().add(i), vs, vo),
+        );
     }
-
-    /// Pointers to the f32 values of input rows `rows` (None stays None).
-    ///
-    /// Safety: AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn get(&mut self, rows: [Option<usize>; 3]) -> [Option<*const f32>; 3] {
-        let n = self.row_len;
-        if I::IS_F32 {
-            let base = self.input.as_ptr() as *const f32;
-            return rows.map(|r| r.map(|iy| base.add(iy * n)));
-        }
-        let mut out = [None; 3];
-        for (ky, row) in rows.iter().enumerate() {
-            let Some(iy) = *row else { continue };
-            let slot = match self.tags.iter().position(|&t| t == Some(iy)) {
-                Some(slot) => slot,
-                None => {
-                    // A slot no row of this call needs; there are three slots and at most
-                    // three rows.
-                    let free = (0..3)
-                        .find(|&s| self.tags[s].is_none_or(|t| !rows.contains(&Some(t))))
-                        .expect("a free row slot");
-                    self.fill(free, iy);
-                    free
-                }
-            };
-            out[ky] = Some(self.slots.as_ptr().add(slot * n));
-        }
-        out
-    }
-
-    /// Dequantize input row `iy` into `slot`.
-    ///
-    /// Safety: AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn fill(&mut self, slot: usize, iy: usize) {
-        let n = self.row_len;
-        let src = &self.input[iy * n..][..n];
-        let dst = &mut self.slots[slot * n..][..n];
-        let (scale, offset) = (_mm256_set1_ps(self.scale), _mm256_set1_ps(self.offset));
-        let whole = n / 8 * 8;
-        for i in (0..whole).step_by(8) {
-            let v = I::load(src.as_ptr().add(i), scale, offset);
-            _mm256_storeu_ps(dst.as_mut_ptr().add(i), v);
-        }
-        for i in whole..n {
-            dst[i] = src[i].to_f32(self.scale, self.offset);
-        }
-        self.tags[slot] = Some(iy);
+    for i in whole..n {
+        dst[i] = src[i].to_f32(scale, offset);
     }
 }

@@ -5,19 +5,24 @@
 
 use std::arch::x86_64::*;
 
-use super::depthwise::Depthwise;
+use super::depthwise::{Depthwise, F32Rows};
 use super::gemm::{PackedGemm, MR};
+use super::quant::InElem;
 use super::{Depthwise3x3, Isa, KernelSet};
 
 /// 16-channel blocks per GEMM tile: 8 rows x 3 blocks of accumulators, 3 weight vectors and a
 /// broadcast fit the 32 vector registers.
 const NB: usize = 3;
 
+/// Output pixels the 3x3 depthwise kernel computes at once (independent accumulators hide the
+/// fused multiply-add's latency).
+const PIXELS: usize = 4;
+
 pub static SET: KernelSet = KernelSet {
     isa: Isa::Avx512Vnni,
     int8_convs: true,
     wide_weights: false,
-    reads_whole_tiles: true,
+    reads_whole_tiles: false,
     gemm_f32: gemm::<f32>,
     gemm_u8: gemm::<u8>,
     quantize,
@@ -73,7 +78,7 @@ unsafe fn quantize_whole_vectors(x: &[f32], inv: f32, zp: f32, out: &mut [u8]) -
 }
 
 /// 16 lanes of an element type, to and from f32 vectors.
-pub trait Elem: Copy + Send + Sync + 'static {
+pub trait Elem: InElem {
     /// Load up to 16 values (lanes outside `m` are 0) as f32; 8-bit values are dequantized
     /// as `q * scale + offset` (`offset = -zero_point * scale`).
     ///
@@ -119,7 +124,8 @@ impl Elem for u8 {
     }
 }
 
-/// Rows `r0..r1` (r0 a multiple of MR) into `output` (those rows).
+/// Rows `r0..r1` into `output` (those rows). Tiles read MR whole rows: a last partial tile is
+/// read from a zero-padded copy of its rows, so `a` need not be padded.
 ///
 /// Safety: the CPU must have AVX-512 F, BW, VL and VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
@@ -131,31 +137,39 @@ unsafe fn gemm_vnni<O: Elem>(
     r1: usize,
     output: &mut [O],
 ) {
-    let tiles_end = r1.div_ceil(MR) * MR;
-    // Whole tiles are read (the row buffer is padded to them); only rows < r1 are stored.
-    assert!(r0.is_multiple_of(MR) && a.len() >= tiles_end * p.k && sums.len() >= tiles_end);
+    assert!(a.len() >= r1 * p.k && sums.len() >= r1);
     assert!(output.len() == (r1 - r0) * p.n);
+    let whole_end = r0 + (r1 - r0) / MR * MR;
+    let mut tail = vec![0u8; if whole_end < r1 { MR * p.k } else { 0 }];
+    tail[..(r1 - whole_end) * p.k].copy_from_slice(&a[whole_end * p.k..r1 * p.k]);
     let mut b0 = 0;
     while b0 < p.n_blocks {
         let blocks = (p.n_blocks - b0).min(NB);
-        for m0 in (r0..tiles_end).step_by(MR) {
+        for m0 in (r0..r1).step_by(MR) {
+            let rows = if m0 < whole_end {
+                a.as_ptr().add(m0 * p.k)
+            } else {
+                tail.as_ptr()
+            };
             match blocks {
-                3 => tile::<3, O>(p, a, sums, m0, (r0, r1), b0, output),
-                2 => tile::<2, O>(p, a, sums, m0, (r0, r1), b0, output),
-                _ => tile::<1, O>(p, a, sums, m0, (r0, r1), b0, output),
+                3 => tile::<3, O>(p, rows, sums, m0, (r0, r1), b0, output),
+                2 => tile::<2, O>(p, rows, sums, m0, (r0, r1), b0, output),
+                _ => tile::<1, O>(p, rows, sums, m0, (r0, r1), b0, output),
             }
         }
         b0 += blocks;
     }
 }
 
-/// One tile: rows `m0..m0 + MR` (stored if below `rows.1`, at `row - rows.0` in `out`),
-/// channel blocks `b0..b0 + T`.
+/// One tile: MR rows of `p.k` values at `rows` (row `m0` first; stored if below `rows.1`, at
+/// `row - rows.0` in `out`), channel blocks `b0..b0 + T`.
+///
+/// Safety: as [`gemm_vnni`]; `rows` valid for MR rows.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn tile<const T: usize, O: Elem>(
     p: &PackedGemm,
-    a: &[u8],
+    rows: *const u8,
     sums: &[f32],
     m0: usize,
     (first, end): (usize, usize),
@@ -163,8 +177,9 @@ unsafe fn tile<const T: usize, O: Elem>(
     out: &mut [O],
 ) {
     let k4 = p.k / 4;
-    let mut acc = [[_mm512_setzero_si512(); T]; MR];
-    let rows = a.as_ptr().add(m0 * p.k);
+    // Built lane by lane: an array-repeat initializer became a 1.5 KiB memset per tile.
+    let mut acc: [[__m512i; T]; MR] =
+        std::array::from_fn(|_| std::array::from_fn(|_| _mm512_setzero_si512()));
     let w = p.weights.as_ptr().add(b0 * k4 * 64);
     for kk in 0..k4 {
         let mut wv = [_mm512_setzero_si512(); T];
@@ -213,8 +228,9 @@ unsafe fn tile<const T: usize, O: Elem>(
 }
 
 /// 3x3 kernels with AVX-512: per output row and 16-channel block, the nine weight vectors
-/// stay in registers while the row's pixels stream past; interior pixels skip edge checks.
-/// Input and output are f32 or 8-bit (dequantized on load, quantized on store).
+/// stay in registers while the row's pixels stream past, four interior pixels at a time
+/// without edge checks. Input and output are f32 or 8-bit (8-bit input rows dequantized once
+/// into [`F32Rows`], 8-bit output quantized on store).
 ///
 /// Safety: the CPU must have AVX-512 F, BW and VL; `input` must be one image, `output`
 /// its rows `oy0..oy1`.
@@ -234,46 +250,94 @@ unsafe fn depthwise_3x3<I: Elem, O: Elem>(
         _mm512_set1_ps(params.inv),
         _mm512_set1_ps(params.zero_point),
     );
-    let (x, w, b, y) = (
-        input.as_ptr(),
-        dw.kernel.as_ptr(),
-        dw.bias.as_ptr(),
-        output.as_mut_ptr(),
-    );
-    let load = |p: *const I, m| I::load(p, m, scale, offset);
+    let (w, b, y) = (dw.kernel.as_ptr(), dw.bias.as_ptr(), output.as_mut_ptr());
+    let mut f32_rows = F32Rows::new(input, iw * c);
+    let fill = |src: &[I], dst: &mut [f32]| dequantize_row(src, dst, scale, offset);
     for oy in oy0..oy1 {
         let rows = dw.rows_3x3(oy);
+        let x = f32_rows.get(rows, fill);
         for ch in (0..c).step_by(16) {
             let m: __mmask16 = if ch + 16 <= c {
                 0xffff
             } else {
                 ((1u32 << (c - ch)) - 1) as u16
             };
-            let wv: [__m512; 9] =
-                std::array::from_fn(|t| _mm512_maskz_loadu_ps(m, w.add(t * c + ch)));
-            let bias = _mm512_maskz_loadu_ps(m, b.add(ch));
-            for ox in 0..ow {
+            let load = |p: *const f32| _mm512_maskz_loadu_ps(m, p);
+            let wv: [__m512; 9] = std::array::from_fn(|t| load(w.add(t * c + ch)));
+            let bias = load(b.add(ch));
+            let mut ox = 0;
+            while ox < ow {
+                let out = y.add(((oy - oy0) * ow + ox) * c + ch);
+                // Four interior pixels at once: four independent chains of nine fused
+                // multiply-adds instead of one (each chain is the one-pixel order).
+                if ox + PIXELS <= ow && dw.interior_column_3x3(ox + PIXELS - 1).is_some() {
+                    if let Some(ix) = dw.interior_column_3x3(ox) {
+                        let sx = dw.stride.1 * c;
+                        let mut acc = [bias; PIXELS];
+                        for (ky, row) in x.iter().enumerate() {
+                            if let Some(row) = *row {
+                                let p = row.add(ix * c + ch);
+                                for kx in 0..3 {
+                                    for (j, acc) in acc.iter_mut().enumerate() {
+                                        let v = load(p.add(j * sx + kx * c));
+                                        *acc = _mm512_fmadd_ps(v, wv[ky * 3 + kx], *acc);
+                                    }
+                                }
+                            }
+                        }
+                        for (j, acc) in acc.into_iter().enumerate() {
+                            let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
+                            O::store(out.add(j * c), m, v, inv, zp);
+                        }
+                        ox += PIXELS;
+                        continue;
+                    }
+                }
                 let mut acc = bias;
                 if let Some(ix) = dw.interior_column_3x3(ox) {
-                    for (ky, row) in rows.iter().enumerate() {
-                        if let Some(iy) = *row {
-                            let p = x.add((iy * iw + ix) * c + ch);
-                            acc = _mm512_fmadd_ps(load(p, m), wv[ky * 3], acc);
-                            let p = p.add(c);
-                            acc = _mm512_fmadd_ps(load(p, m), wv[ky * 3 + 1], acc);
-                            let p = p.add(c);
-                            acc = _mm512_fmadd_ps(load(p, m), wv[ky * 3 + 2], acc);
+                    for (ky, row) in x.iter().enumerate() {
+                        if let Some(row) = *row {
+                            let p = row.add(ix * c + ch);
+                            acc = _mm512_fmadd_ps(load(p), wv[ky * 3], acc);
+                            acc = _mm512_fmadd_ps(load(p.add(c)), wv[ky * 3 + 1], acc);
+                            acc = _mm512_fmadd_ps(load(p.add(2 * c)), wv[ky * 3 + 2], acc);
                         }
                     }
                 } else {
                     for (x0, t) in dw.taps_3x3(rows, ox) {
-                        acc = _mm512_fmadd_ps(load(x.add(x0 + ch), m), wv[t], acc);
+                        // x0 is the pixel's offset in the image; its row is rows[t / 3].
+                        if let (Some(row), Some(iy)) = (x[t / 3], rows[t / 3]) {
+                            let p = row.add(x0 - iy * iw * c + ch);
+                            // The weight from memory: indexing `wv` by a run-time tap would
+                            // keep all nine weights on the stack instead of in registers.
+                            acc = _mm512_fmadd_ps(load(p), load(w.add(t * c + ch)), acc);
+                        }
                     }
                 }
                 let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
-                O::store(y.add(((oy - oy0) * ow + ox) * c + ch), m, v, inv, zp);
+                O::store(out, m, v, inv, zp);
+                ox += 1;
             }
         }
+    }
+}
+
+/// Dequantize a row of 8-bit input into `dst` (what [`Elem::load`] gives at every tap); f32
+/// input is never copied ([`F32Rows`] reads it in place).
+///
+/// Safety: AVX-512 F, BW and VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn dequantize_row<I: Elem>(src: &[I], dst: &mut [f32], scale: __m512, offset: __m512) {
+    let n = dst.len();
+    assert!(src.len() == n);
+    for i in (0..n).step_by(16) {
+        let m: __mmask16 = if i + 16 <= n {
+            0xffff
+        } else {
+            ((1u32 << (n - i)) - 1) as u16
+        };
+        let v = I::load(src.as_ptr().add(i), m, scale, offset);
+        _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i), m, v);
     }
 }
 

@@ -177,8 +177,13 @@ fn rows<'a>(p: &Packed, kernels: &KernelSet, input: In<'a>) -> (Cow<'a, [u8]>, u
     let batch = len / image;
     assert!(len == batch * image);
     let m = batch * oh * ow;
-    let mut a = vec![0u8; m.div_ceil(MR) * MR * k];
+    let rows = if kernels.reads_whole_tiles {
+        m.div_ceil(MR) * MR
+    } else {
+        m
+    };
     if p.direct {
+        let mut a = vec![0u8; rows * k];
         match input {
             In::U8(x) if !kernels.reads_whole_tiles => return (Cow::Borrowed(x), m),
             In::F32(x) => quantize_slice(kernels, x, p.input_quant, &mut a[..m * k]),
@@ -191,10 +196,13 @@ fn rows<'a>(p: &Packed, kernels: &KernelSet, input: In<'a>) -> (Cow<'a, [u8]>, u
     let (pt, pl) = p.pad_before;
     let c = p.cin;
     let pad = p.input_quant.zero_point as u8;
-    let mut q = vec![0u8; image];
+    // Every value is written once, in order (no zeroing pass first).
+    let mut a = Vec::with_capacity(rows * k);
+    let mut q = Vec::new();
     for b in 0..batch {
         let q: &[u8] = match input {
             In::F32(x) => {
+                q.resize(image, 0);
                 quantize_slice(kernels, &x[b * image..][..image], p.input_quant, &mut q);
                 &q
             }
@@ -202,21 +210,22 @@ fn rows<'a>(p: &Packed, kernels: &KernelSet, input: In<'a>) -> (Cow<'a, [u8]>, u
         };
         for oy in 0..oh {
             for ox in 0..ow {
-                let row = &mut a[((b * oh + oy) * ow + ox) * k..][..kh * kw * c];
                 for ky in 0..kh {
                     for kx in 0..kw {
-                        let dst = &mut row[(ky * kw + kx) * c..][..c];
                         let (iy, ix) = (oy * sh + ky, ox * sw + kx);
                         if iy < pt || iy - pt >= ih || ix < pl || ix - pl >= iw {
-                            dst.fill(pad);
+                            a.resize(a.len() + c, pad);
                         } else {
-                            dst.copy_from_slice(&q[((iy - pt) * iw + ix - pl) * c..][..c]);
+                            a.extend_from_slice(&q[((iy - pt) * iw + ix - pl) * c..][..c]);
                         }
                     }
                 }
+                // The row's zero extension to k.
+                a.resize(a.len() + k - kh * kw * c, 0);
             }
         }
     }
+    a.resize(rows * k, 0);
     (Cow::Owned(a), m)
 }
 

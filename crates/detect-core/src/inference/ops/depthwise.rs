@@ -330,6 +330,9 @@ mod tests {
                 ((5, 6, 13), 1),
                 ((4, 4, 8), 2),
                 ((2, 3, 3), 1),
+                // Rows wide enough for several groups of pixels computed together, and a tail.
+                ((6, 21, 24), 2),
+                ((3, 19, 16), 1),
             ] {
                 let mut op = op((ih, iw, c), (3, 3), stride, true, Some((0.0, 6.0)));
                 op.dw.input_quant = Some(TensorQuant {
