@@ -117,6 +117,17 @@ impl Depthwise {
         (left >= pl && left - pl + 2 < self.in_hw.1).then(|| left - pl)
     }
 
+    /// The input column of output column `ox`'s first tap when output columns `ox..ox + n`
+    /// all exist and are interior (the vector kernels compute such runs together).
+    #[inline]
+    pub fn interior_run_3x3(&self, ox: usize, n: usize) -> Option<usize> {
+        if ox + n > self.out_hw.1 {
+            return None;
+        }
+        self.interior_column_3x3(ox + n - 1)?;
+        self.interior_column_3x3(ox)
+    }
+
     /// The taps of a 3x3 kernel's output column `ox` inside the image, in kernel order, for the
     /// input rows `rows` ([`Self::rows_3x3`]): (offset of the input pixel, tap index 0..9).
     #[inline]

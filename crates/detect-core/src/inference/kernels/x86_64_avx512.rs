@@ -270,28 +270,26 @@ unsafe fn depthwise_3x3<I: Elem, O: Elem>(
                 let out = y.add(((oy - oy0) * ow + ox) * c + ch);
                 // Four interior pixels at once: four independent chains of nine fused
                 // multiply-adds instead of one (each chain is the one-pixel order).
-                if ox + PIXELS <= ow && dw.interior_column_3x3(ox + PIXELS - 1).is_some() {
-                    if let Some(ix) = dw.interior_column_3x3(ox) {
-                        let sx = dw.stride.1 * c;
-                        let mut acc = [bias; PIXELS];
-                        for (ky, row) in x.iter().enumerate() {
-                            if let Some(row) = *row {
-                                let p = row.add(ix * c + ch);
-                                for kx in 0..3 {
-                                    for (j, acc) in acc.iter_mut().enumerate() {
-                                        let v = load(p.add(j * sx + kx * c));
-                                        *acc = _mm512_fmadd_ps(v, wv[ky * 3 + kx], *acc);
-                                    }
+                if let Some(ix) = dw.interior_run_3x3(ox, PIXELS) {
+                    let sx = dw.stride.1 * c;
+                    let mut acc = [bias; PIXELS];
+                    for (ky, row) in x.iter().enumerate() {
+                        if let Some(row) = *row {
+                            let p = row.add(ix * c + ch);
+                            for kx in 0..3 {
+                                for (j, acc) in acc.iter_mut().enumerate() {
+                                    let v = load(p.add(j * sx + kx * c));
+                                    *acc = _mm512_fmadd_ps(v, wv[ky * 3 + kx], *acc);
                                 }
                             }
                         }
-                        for (j, acc) in acc.into_iter().enumerate() {
-                            let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
-                            O::store(out.add(j * c), m, v, inv, zp);
-                        }
-                        ox += PIXELS;
-                        continue;
                     }
+                    for (j, acc) in acc.into_iter().enumerate() {
+                        let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
+                        O::store(out.add(j * c), m, v, inv, zp);
+                    }
+                    ox += PIXELS;
+                    continue;
                 }
                 let mut acc = bias;
                 if let Some(ix) = dw.interior_column_3x3(ox) {
