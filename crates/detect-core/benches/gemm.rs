@@ -1,8 +1,8 @@
 //! The 8-bit GEMM alone, per kernel set this CPU runs (or those `DETECT_TEST_ISAS` lists), on
 //! the model's largest convolution shapes (rows = output pixels, k = patch length, n = output
-//! channels), one thread, 8-bit output, the shapes in turn: ms per product and multiply-adds per
-//! second. Prints
-//! figures; asserts nothing about speed. `cargo bench -p detect-core --bench gemm`.
+//! channels), one thread, 8-bit output, the shapes in turn: ms per product and multiply-adds
+//! per second. Prints figures; asserts nothing about speed. `cargo bench -p detect-core --bench
+//! gemm` (PASSES=20 by default); under `cargo test`, one pass.
 
 use std::time::Instant;
 
@@ -65,10 +65,14 @@ fn sets() -> Vec<&'static KernelSet> {
 }
 
 fn main() {
-    let passes: usize = std::env::var("PASSES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    // `cargo bench` passes --bench; `cargo test` runs each product once, as a check that the
+    // bench still runs.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let passes: usize = match std::env::var("PASSES").ok().and_then(|v| v.parse().ok()) {
+        Some(n) if benching => n,
+        _ if benching => 20,
+        _ => 1,
+    };
     for set in sets() {
         // Every shape packed up front and run in turn, as in an inference: each product finds
         // its weights where the others left the caches, not hot from its own last pass.
