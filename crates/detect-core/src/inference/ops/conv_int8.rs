@@ -162,7 +162,8 @@ impl ConvInt8 {
 }
 
 /// The matrix rows, one per output pixel (the quantized patch, zero-extended to k), padded
-/// with zero rows to whole tiles; and the number of real rows. 8-bit input is used as it is:
+/// with zero rows to whole tiles if the kernel set reads whole tiles; and the number of real
+/// rows. 8-bit input is used as it is:
 /// in place, when it is the rows already (a 1x1 convolution with stride 1) and the kernel set
 /// reads no row past the last.
 fn rows<'a>(p: &Packed, kernels: &KernelSet, input: In<'a>) -> (Cow<'a, [u8]>, usize) {
@@ -183,9 +184,11 @@ fn rows<'a>(p: &Packed, kernels: &KernelSet, input: In<'a>) -> (Cow<'a, [u8]>, u
         m
     };
     if p.direct {
+        if let (In::U8(x), false) = (input, kernels.reads_whole_tiles) {
+            return (Cow::Borrowed(x), m);
+        }
         let mut a = vec![0u8; rows * k];
         match input {
-            In::U8(x) if !kernels.reads_whole_tiles => return (Cow::Borrowed(x), m),
             In::F32(x) => quantize_slice(kernels, x, p.input_quant, &mut a[..m * k]),
             In::U8(x) => a[..m * k].copy_from_slice(x),
         }
