@@ -133,7 +133,9 @@ pub fn fuse_depthwise(
                 .with_context(|| format!("{name}: input {i} is not constant"))?;
             Ok(k.try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
         };
-        let (kernel, bias) = (konst(1)?, konst(2)?);
+        let (kernel, mut bias) = (konst(1)?, konst(2)?);
+        // -0.0 + 0.0 is +0.0, every other value stays: see `Depthwise::bias`.
+        bias.iter_mut().for_each(|b| *b += 0.0);
         let ks = &conv.pool_spec.kernel_shape;
         let channels = input[3];
         ensure!(

@@ -19,6 +19,8 @@ pub struct Depthwise {
     pub pad_before: (usize, usize),
     /// `[kh * kw * channels]`, tap-major: the channel vector of each tap is contiguous.
     pub kernel: Arc<Vec<f32>>,
+    /// Never -0.0 (the graph adds +0.0 to every value): the x86 kernels take the padding as
+    /// zero taps, which would turn a -0.0 sum into +0.0.
     pub bias: Arc<Vec<f32>>,
     /// Output clamp (ReLU: (0, inf), ReLU6: (0, 6)).
     pub clamp: Option<(f32, f32)>,
@@ -117,17 +119,6 @@ impl Depthwise {
         (left >= pl && left - pl + 2 < self.in_hw.1).then(|| left - pl)
     }
 
-    /// The input column of output column `ox`'s first tap when output columns `ox..ox + n`
-    /// all exist and are interior (the vector kernels compute such runs together).
-    #[inline]
-    pub fn interior_run_3x3(&self, ox: usize, n: usize) -> Option<usize> {
-        if ox + n > self.out_hw.1 {
-            return None;
-        }
-        self.interior_column_3x3(ox + n - 1)?;
-        self.interior_column_3x3(ox)
-    }
-
     /// The taps of a 3x3 kernel's output column `ox` inside the image, in kernel order, for the
     /// input rows `rows` ([`Self::rows_3x3`]): (offset of the input pixel, tap index 0..9).
     #[inline]
@@ -210,50 +201,93 @@ impl Depthwise {
     }
 }
 
-/// The input rows of a 3x3 kernel as f32: f32 input is read in place; 8-bit input is
-/// dequantized into three row slots, each row once while consecutive output rows read it (a
-/// row feeds up to nine taps of up to three output rows; dequantizing at every tap cost more
-/// than the taps' multiply-adds). Used by the x86 kernels; the arm64 one dequantizes on load.
+/// The input rows of a 3x3 kernel as f32, laid out for vector loads with the padding made
+/// real. Each row is converted (8-bit dequantized, f32 copied) into a slot of channel blocks,
+/// each block the row's pixels one after another, `lanes` channels each ([`SlotLayout`]): a
+/// pixel group's taps are then fixed offsets from one pointer per row. Zero columns lie before
+/// and after the row and a row above or below the image reads an all-zero slot, so every
+/// output pixel takes all nine taps with no edge checks. A zero tap adds a zero to a sum that
+/// is never -0.0 (the bias is not: [`Depthwise::bias`]), which leaves it unchanged: the sums
+/// equal those that skip the padding. Each row is converted once while consecutive output
+/// rows read it (a row feeds up to nine taps of up to three output rows). Used by the x86
+/// kernels.
 #[cfg(target_arch = "x86_64")]
-pub struct F32Rows<'a, I> {
+pub struct PaddedRows<'a, I> {
     input: &'a [I],
+    /// Values per input row (width x channels).
     row_len: usize,
+    layout: SlotLayout,
+    /// Three row slots, then the zero slot.
     slots: Vec<f32>,
     tags: [Option<usize>; 3],
 }
 
+/// Where a row's values sit in a [`PaddedRows`] slot.
 #[cfg(target_arch = "x86_64")]
-impl<'a, I: InElem> F32Rows<'a, I> {
-    /// Rows of `row_len` values (width x channels) of one image.
-    pub fn new(input: &'a [I], row_len: usize) -> Self {
-        let slots = if I::IS_F32 {
-            Vec::new()
-        } else {
-            vec![0f32; 3 * row_len]
+#[derive(Clone, Copy, Debug)]
+pub struct SlotLayout {
+    /// Channels per block (the kernel's vector width) and blocks per slot.
+    pub lanes: usize,
+    pub blocks: usize,
+    /// Columns per block, padding included, and zero columns before the row's first.
+    pub width: usize,
+    pub lead: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl SlotLayout {
+    /// The index of channel block `block`'s first lane at column `column` (0: the padding's
+    /// first).
+    #[inline(always)]
+    pub fn at(&self, block: usize, column: usize) -> usize {
+        (block * self.width + column) * self.lanes
+    }
+
+    /// Values per slot.
+    pub fn values(&self) -> usize {
+        self.blocks * self.width * self.lanes
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a, I: InElem> PaddedRows<'a, I> {
+    /// Slots for the rows of one image of `dw`'s input: channel blocks `0..blocks` of `lanes`
+    /// channels (the last block's lanes past the channels are left to `fill`).
+    pub fn new(dw: &Depthwise, input: &'a [I], lanes: usize, blocks: usize) -> Self {
+        let (iw, pl) = (dw.in_hw.1, dw.pad_before.1);
+        // Columns up to the last output pixel's last tap, and at least the whole row.
+        let width = ((dw.out_hw.1 - 1) * dw.stride.1 + 3).max(pl + iw);
+        let layout = SlotLayout {
+            lanes,
+            blocks,
+            width,
+            lead: pl,
         };
-        F32Rows {
+        PaddedRows {
             input,
-            row_len,
-            slots,
+            row_len: iw * dw.channels,
+            layout,
+            slots: vec![0f32; 4 * layout.values()],
             tags: [None; 3],
         }
     }
 
-    /// Pointers to the f32 values of input rows `rows` ([`Depthwise::rows_3x3`]; None stays
-    /// None), each valid for `row_len` values until the next call. `fill(src, dst)`
-    /// dequantizes one row (the kernel's vector code, so the values equal its loads).
+    pub fn layout(&self) -> SlotLayout {
+        self.layout
+    }
+
+    /// Pointers to input rows `rows` ([`Depthwise::rows_3x3`]; None reads zeros) at block 0,
+    /// column 0: output pixel `ox`'s tap `kx` is column `ox * stride + kx`. Valid until the
+    /// next call. `fill(src, slot, layout)` converts one row into the slot's columns
+    /// `lead..lead + in_width` (the kernel's vector code, so the values equal its loads).
     #[inline(always)]
     pub fn get(
         &mut self,
         rows: [Option<usize>; 3],
-        mut fill: impl FnMut(&[I], &mut [f32]),
-    ) -> [Option<*const f32>; 3] {
-        let n = self.row_len;
-        if I::IS_F32 {
-            let base = self.input.as_ptr() as *const f32;
-            return rows.map(|r| r.map(|iy| base.wrapping_add(iy * n)));
-        }
-        let mut out = [None; 3];
+        mut fill: impl FnMut(&[I], &mut [f32], SlotLayout),
+    ) -> [*const f32; 3] {
+        let (n, len) = (self.row_len, self.layout.values());
+        let mut out = [self.slots[3 * len..].as_ptr(); 3];
         for (ky, row) in rows.iter().enumerate() {
             let Some(iy) = *row else { continue };
             let slot = match self.tags.iter().position(|&t| t == Some(iy)) {
@@ -263,12 +297,13 @@ impl<'a, I: InElem> F32Rows<'a, I> {
                     let free = (0..3)
                         .find(|&s| self.tags[s].is_none_or(|t| !rows.contains(&Some(t))))
                         .expect("a free row slot");
-                    fill(&self.input[iy * n..][..n], &mut self.slots[free * n..][..n]);
+                    let dst = &mut self.slots[free * len..][..len];
+                    fill(&self.input[iy * n..][..n], dst, self.layout);
                     self.tags[free] = Some(iy);
                     free
                 }
             };
-            out[ky] = Some(self.slots[slot * n..].as_ptr());
+            out[ky] = self.slots[slot * len..].as_ptr();
         }
         out
     }

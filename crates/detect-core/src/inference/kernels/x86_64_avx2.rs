@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::depthwise::{Depthwise, F32Rows};
+use super::depthwise::{Depthwise, PaddedRows, Params, SlotLayout};
 use super::gemm::PackedGemm;
 use super::quant::{InElem, OutElem};
 use super::{portable, Depthwise3x3, Isa, KernelSet};
@@ -429,11 +429,11 @@ unsafe fn store_tile<const RR: usize, const T: usize, O: Elem8>(
 }
 
 /// 3x3 depthwise rows `oy0..oy1` of one image: per output row and 8-channel block the nine
-/// weight vectors stay in registers while the row's pixels stream past, interior pixels skip
-/// edge checks; 8-bit input rows are dequantized once into [`F32Rows`] (each is read by up to
-/// nine taps), 8-bit output quantized on store. The same operations in the same order as the
-/// AVX-512 kernel, so the same results; channels past the last whole block take the same steps
-/// one at a time.
+/// weight vectors stay in registers while the row's pixels stream past, [`PIXELS`] at a time;
+/// input rows come from [`PaddedRows`] (8-bit ones dequantized once; blocked, so a pixel's taps
+/// are fixed offsets; the padding as zeros, so no pixel needs edge checks), 8-bit output is
+/// quantized on store. The same operations in the same order as the AVX-512 kernel, so the
+/// same results; channels past the last whole block take the same steps one at a time.
 ///
 /// Safety: AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
@@ -445,100 +445,116 @@ unsafe fn depthwise_3x3<I: Elem8, O: Elem8>(
     output: &mut [O],
 ) {
     let params = dw.params_3x3(input, oy0, oy1, output);
-    let (iw, ow, c) = (dw.in_hw.1, dw.out_hw.1, dw.channels);
-    let (lo, hi) = (_mm256_set1_ps(params.lo), _mm256_set1_ps(params.hi));
-    let (inv, zp) = (
-        _mm256_set1_ps(params.inv),
-        _mm256_set1_ps(params.zero_point),
-    );
-    let mut f32_rows = F32Rows::new(input, iw * c);
-    let fill = |src: &[I], dst: &mut [f32]| dequantize_row(src, dst, params.scale, params.offset);
+    let (ow, c) = (dw.out_hw.1, dw.channels);
+    let blocks = c / 8;
+    let mut padded = PaddedRows::new(dw, input, 8, blocks);
+    let layout = padded.layout();
+    let fill = |src: &[I], dst: &mut [f32], l: SlotLayout| {
+        fill_blocks(src, dst, l, c, params.scale, params.offset)
+    };
     let (w, y) = (dw.kernel.as_ptr(), output.as_mut_ptr());
-    let whole = c / 8 * 8;
     for oy in oy0..oy1 {
-        let rows = dw.rows_3x3(oy);
-        let x = f32_rows.get(rows, fill);
-        for ch in (0..whole).step_by(8) {
-            let wv: [__m256; 9] = std::array::from_fn(|t| _mm256_loadu_ps(w.add(t * c + ch)));
-            let bias = _mm256_loadu_ps(dw.bias.as_ptr().add(ch));
-            let mut ox = 0;
-            while ox < ow {
-                let out = y.add(((oy - oy0) * ow + ox) * c + ch);
-                // Four interior pixels at once: four independent chains of nine fused
-                // multiply-adds instead of one (each chain is the one-pixel order).
-                if let Some(ix) = dw.interior_run_3x3(ox, PIXELS) {
-                    let sx = dw.stride.1 * c;
-                    let mut acc = [bias; PIXELS];
-                    for (ky, row) in x.iter().enumerate() {
-                        if let Some(row) = *row {
-                            let p = row.add(ix * c + ch);
-                            for kx in 0..3 {
-                                for (j, acc) in acc.iter_mut().enumerate() {
-                                    let v = _mm256_loadu_ps(p.add(j * sx + kx * c));
-                                    *acc = _mm256_fmadd_ps(v, wv[ky * 3 + kx], *acc);
-                                }
-                            }
-                        }
-                    }
-                    for (j, acc) in acc.into_iter().enumerate() {
-                        let v = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
-                        O::store(out.add(j * c), 8, v, inv, zp);
-                    }
-                    ox += PIXELS;
-                    continue;
-                }
-                let mut acc = bias;
-                if let Some(ix) = dw.interior_column_3x3(ox) {
-                    for (ky, row) in x.iter().enumerate() {
-                        if let Some(row) = *row {
-                            let p = row.add(ix * c + ch);
-                            acc = _mm256_fmadd_ps(_mm256_loadu_ps(p), wv[ky * 3], acc);
-                            let p = p.add(c);
-                            acc = _mm256_fmadd_ps(_mm256_loadu_ps(p), wv[ky * 3 + 1], acc);
-                            let p = p.add(c);
-                            acc = _mm256_fmadd_ps(_mm256_loadu_ps(p), wv[ky * 3 + 2], acc);
-                        }
-                    }
-                } else {
-                    for (x0, t) in dw.taps_3x3(rows, ox) {
-                        // x0 is the pixel's offset in the image; its row is rows[t / 3].
-                        let (row, iy) = (x[t / 3], rows[t / 3]);
-                        if let (Some(row), Some(iy)) = (row, iy) {
-                            let p = row.add(x0 - iy * iw * c + ch);
-                            // The weight from memory: indexing `wv` by a run-time tap would
-                            // keep all nine weights on the stack instead of in registers.
-                            let wt = _mm256_loadu_ps(w.add(t * c + ch));
-                            acc = _mm256_fmadd_ps(_mm256_loadu_ps(p), wt, acc);
-                        }
-                    }
-                }
-                let v = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
-                O::store(out, 8, v, inv, zp);
-                ox += 1;
+        let x = padded.get(dw.rows_3x3(oy), fill);
+        for block in 0..blocks {
+            let ch = block * 8;
+            let run = Run {
+                rows: x.map(|r| r.add(layout.at(block, 0))),
+                weights: std::array::from_fn(|t| _mm256_loadu_ps(w.add(t * c + ch))),
+                bias: _mm256_loadu_ps(dw.bias.as_ptr().add(ch)),
+                out: y.add((oy - oy0) * ow * c + ch),
+                c,
+            };
+            // The stride as a constant where it is one, so the taps' offsets are.
+            match dw.stride.1 {
+                1 => run.row(1, ow, &params),
+                2 => run.row(2, ow, &params),
+                sx => run.row(sx, ow, &params),
             }
         }
         let out_row = &mut output[(oy - oy0) * ow * c..][..ow * c];
-        dw.row_3x3_tail(input, oy, whole, &params, out_row);
+        dw.row_3x3_tail(input, oy, blocks * 8, &params, out_row);
     }
 }
 
-/// Dequantize a row of 8-bit input into `dst` (what [`Elem8::load`] gives at every tap);
-/// f32 input is never copied ([`F32Rows`] reads it in place).
+/// One output row of one 8-channel block of [`depthwise_3x3`]: the block's input rows (at
+/// column 0), its nine weights and bias, its first output.
+struct Run<O> {
+    rows: [*const f32; 3],
+    weights: [__m256; 9],
+    bias: __m256,
+    out: *mut O,
+    c: usize,
+}
+
+impl<O: Elem8> Run<O> {
+    /// The row's `ow` pixels, [`PIXELS`] at a time, then one at a time.
+    ///
+    /// Safety: AVX2 and FMA; `rows` and `out` valid for the row.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn row(&self, stride: usize, ow: usize, params: &Params) {
+        let mut ox = 0;
+        while ox + PIXELS <= ow {
+            self.pixels::<PIXELS>(ox, stride, params);
+            ox += PIXELS;
+        }
+        for ox in ox..ow {
+            self.pixels::<1>(ox, stride, params);
+        }
+    }
+
+    /// Pixels `ox..ox + N`: `N` independent chains of nine fused multiply-adds in kernel order
+    /// (independent chains hide the latency), clamp, store.
+    ///
+    /// Safety: AVX2 and FMA; as [`Run::row`].
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn pixels<const N: usize>(&self, ox: usize, stride: usize, params: &Params) {
+        let mut acc = [self.bias; N];
+        for (ky, row) in self.rows.iter().enumerate() {
+            let p = row.add(ox * stride * 8);
+            for kx in 0..3 {
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    let v = _mm256_loadu_ps(p.add((j * stride + kx) * 8));
+                    *acc = _mm256_fmadd_ps(v, self.weights[ky * 3 + kx], *acc);
+                }
+            }
+        }
+        let (lo, hi) = (_mm256_set1_ps(params.lo), _mm256_set1_ps(params.hi));
+        let (inv, zp) = (
+            _mm256_set1_ps(params.inv),
+            _mm256_set1_ps(params.zero_point),
+        );
+        let out = self.out.add(ox * self.c);
+        for (j, acc) in acc.into_iter().enumerate() {
+            let v = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
+            O::store(out.add(j * self.c), 8, v, inv, zp);
+        }
+    }
+}
+
+/// Convert a row of input (`c` channels per pixel) into its [`PaddedRows`] slot as
+/// [`Elem8::load`] does (8-bit values dequantized, f32 copied), whole 8-channel blocks.
 ///
 /// Safety: AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn dequantize_row<I: Elem8>(src: &[I], dst: &mut [f32], scale: f32, offset: f32) {
-    let n = dst.len();
-    assert!(src.len() == n);
+unsafe fn fill_blocks<I: Elem8>(
+    src: &[I],
+    dst: &mut [f32],
+    l: SlotLayout,
+    c: usize,
+    scale: f32,
+    offset: f32,
+) {
+    let iw = src.len() / c;
+    assert!(src.len() == iw * c && l.lanes == 8 && l.blocks * 8 <= c);
+    assert!(l.lead + iw <= l.width && dst.len() == l.values());
     let (vs, vo) = (_mm256_set1_ps(scale), _mm256_set1_ps(offset));
-    let whole = n / 8 * 8;
-    for i in (0..whole).step_by(8) {
-        _mm256_storeu_ps(
-            dst.as_mut_ptr().add(i),
-            I::load(src.as_ptr().add(i), vs, vo),
-        );
-    }
-    for i in whole..n {
-        dst[i] = src[i].to_f32(scale, offset);
+    for block in 0..l.blocks {
+        let d = dst.as_mut_ptr().add(l.at(block, l.lead));
+        let s = src.as_ptr().add(block * 8);
+        for x in 0..iw {
+            _mm256_storeu_ps(d.add(x * 8), I::load(s.add(x * c), vs, vo));
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use super::depthwise::{Depthwise, F32Rows};
+use super::depthwise::{Depthwise, PaddedRows, Params, SlotLayout};
 use super::gemm::{PackedGemm, MR};
 use super::quant::InElem;
 use super::{Depthwise3x3, Isa, KernelSet};
@@ -228,9 +228,10 @@ unsafe fn tile<const T: usize, O: Elem>(
 }
 
 /// 3x3 kernels with AVX-512: per output row and 16-channel block, the nine weight vectors
-/// stay in registers while the row's pixels stream past, four interior pixels at a time
-/// without edge checks. Input and output are f32 or 8-bit (8-bit input rows dequantized once
-/// into [`F32Rows`], 8-bit output quantized on store).
+/// stay in registers while the row's pixels stream past, [`PIXELS`] at a time. Input and
+/// output are f32 or 8-bit; input rows come from [`PaddedRows`] (8-bit ones dequantized once;
+/// blocked, so a pixel's taps are fixed offsets; the padding as zeros, so no pixel needs edge
+/// checks), 8-bit output is quantized on store.
 ///
 /// Safety: the CPU must have AVX-512 F, BW and VL; `input` must be one image, `output`
 /// its rows `oy0..oy1`.
@@ -243,99 +244,129 @@ unsafe fn depthwise_3x3<I: Elem, O: Elem>(
     output: &mut [O],
 ) {
     let params = dw.params_3x3(input, oy0, oy1, output);
-    let (iw, ow, c) = (dw.in_hw.1, dw.out_hw.1, dw.channels);
-    let (lo, hi) = (_mm512_set1_ps(params.lo), _mm512_set1_ps(params.hi));
-    let (scale, offset) = (_mm512_set1_ps(params.scale), _mm512_set1_ps(params.offset));
-    let (inv, zp) = (
-        _mm512_set1_ps(params.inv),
-        _mm512_set1_ps(params.zero_point),
-    );
+    let (ow, c) = (dw.out_hw.1, dw.channels);
+    let mut padded = PaddedRows::new(dw, input, 16, c.div_ceil(16));
+    let layout = padded.layout();
+    let fill = |src: &[I], dst: &mut [f32], l: SlotLayout| {
+        fill_blocks(src, dst, l, c, params.scale, params.offset)
+    };
     let (w, b, y) = (dw.kernel.as_ptr(), dw.bias.as_ptr(), output.as_mut_ptr());
-    let mut f32_rows = F32Rows::new(input, iw * c);
-    let fill = |src: &[I], dst: &mut [f32]| dequantize_row(src, dst, scale, offset);
     for oy in oy0..oy1 {
-        let rows = dw.rows_3x3(oy);
-        let x = f32_rows.get(rows, fill);
-        for ch in (0..c).step_by(16) {
-            let m: __mmask16 = if ch + 16 <= c {
-                0xffff
-            } else {
-                ((1u32 << (c - ch)) - 1) as u16
+        let x = padded.get(dw.rows_3x3(oy), fill);
+        for block in 0..layout.blocks {
+            let ch = block * 16;
+            let m = lanes(c - ch);
+            let run = Run {
+                rows: x.map(|r| r.add(layout.at(block, 0))),
+                weights: std::array::from_fn(|t| _mm512_maskz_loadu_ps(m, w.add(t * c + ch))),
+                bias: _mm512_maskz_loadu_ps(m, b.add(ch)),
+                out: y.add((oy - oy0) * ow * c + ch),
+                c,
+                m,
             };
-            let load = |p: *const f32| _mm512_maskz_loadu_ps(m, p);
-            let wv: [__m512; 9] = std::array::from_fn(|t| load(w.add(t * c + ch)));
-            let bias = load(b.add(ch));
-            let mut ox = 0;
-            while ox < ow {
-                let out = y.add(((oy - oy0) * ow + ox) * c + ch);
-                // Four interior pixels at once: four independent chains of nine fused
-                // multiply-adds instead of one (each chain is the one-pixel order).
-                if let Some(ix) = dw.interior_run_3x3(ox, PIXELS) {
-                    let sx = dw.stride.1 * c;
-                    let mut acc = [bias; PIXELS];
-                    for (ky, row) in x.iter().enumerate() {
-                        if let Some(row) = *row {
-                            let p = row.add(ix * c + ch);
-                            for kx in 0..3 {
-                                for (j, acc) in acc.iter_mut().enumerate() {
-                                    let v = load(p.add(j * sx + kx * c));
-                                    *acc = _mm512_fmadd_ps(v, wv[ky * 3 + kx], *acc);
-                                }
-                            }
-                        }
-                    }
-                    for (j, acc) in acc.into_iter().enumerate() {
-                        let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
-                        O::store(out.add(j * c), m, v, inv, zp);
-                    }
-                    ox += PIXELS;
-                    continue;
-                }
-                let mut acc = bias;
-                if let Some(ix) = dw.interior_column_3x3(ox) {
-                    for (ky, row) in x.iter().enumerate() {
-                        if let Some(row) = *row {
-                            let p = row.add(ix * c + ch);
-                            acc = _mm512_fmadd_ps(load(p), wv[ky * 3], acc);
-                            acc = _mm512_fmadd_ps(load(p.add(c)), wv[ky * 3 + 1], acc);
-                            acc = _mm512_fmadd_ps(load(p.add(2 * c)), wv[ky * 3 + 2], acc);
-                        }
-                    }
-                } else {
-                    for (x0, t) in dw.taps_3x3(rows, ox) {
-                        // x0 is the pixel's offset in the image; its row is rows[t / 3].
-                        if let (Some(row), Some(iy)) = (x[t / 3], rows[t / 3]) {
-                            let p = row.add(x0 - iy * iw * c + ch);
-                            // The weight from memory: indexing `wv` by a run-time tap would
-                            // keep all nine weights on the stack instead of in registers.
-                            acc = _mm512_fmadd_ps(load(p), load(w.add(t * c + ch)), acc);
-                        }
-                    }
-                }
-                let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
-                O::store(out, m, v, inv, zp);
-                ox += 1;
+            // The stride as a constant where it is one, so the taps' offsets are.
+            match dw.stride.1 {
+                1 => run.row(1, ow, &params),
+                2 => run.row(2, ow, &params),
+                sx => run.row(sx, ow, &params),
             }
         }
     }
 }
 
-/// Dequantize a row of 8-bit input into `dst` (what [`Elem::load`] gives at every tap); f32
-/// input is never copied ([`F32Rows`] reads it in place).
+/// The mask of the first `n` of 16 lanes (all of them from 16 on).
+#[inline]
+fn lanes(n: usize) -> __mmask16 {
+    if n >= 16 {
+        0xffff
+    } else {
+        ((1u32 << n) - 1) as u16
+    }
+}
+
+/// One output row of one 16-channel block of [`depthwise_3x3`]: the block's input rows (at
+/// column 0), its nine weights and bias, its first output, its lanes.
+struct Run<O> {
+    rows: [*const f32; 3],
+    weights: [__m512; 9],
+    bias: __m512,
+    out: *mut O,
+    c: usize,
+    m: __mmask16,
+}
+
+impl<O: Elem> Run<O> {
+    /// The row's `ow` pixels, [`PIXELS`] at a time, then one at a time.
+    ///
+    /// Safety: AVX-512 F, BW and VL; `rows` and `out` valid for the row.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn row(&self, stride: usize, ow: usize, params: &Params) {
+        let mut ox = 0;
+        while ox + PIXELS <= ow {
+            self.pixels::<PIXELS>(ox, stride, params);
+            ox += PIXELS;
+        }
+        for ox in ox..ow {
+            self.pixels::<1>(ox, stride, params);
+        }
+    }
+
+    /// Pixels `ox..ox + N`: `N` independent chains of nine fused multiply-adds in kernel order
+    /// (independent chains hide the latency), clamp, store.
+    ///
+    /// Safety: AVX-512 F, BW and VL; as [`Run::row`].
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn pixels<const N: usize>(&self, ox: usize, stride: usize, params: &Params) {
+        let mut acc = [self.bias; N];
+        for (ky, row) in self.rows.iter().enumerate() {
+            let p = row.add(ox * stride * 16);
+            for kx in 0..3 {
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    let v = _mm512_loadu_ps(p.add((j * stride + kx) * 16));
+                    *acc = _mm512_fmadd_ps(v, self.weights[ky * 3 + kx], *acc);
+                }
+            }
+        }
+        let (lo, hi) = (_mm512_set1_ps(params.lo), _mm512_set1_ps(params.hi));
+        let (inv, zp) = (
+            _mm512_set1_ps(params.inv),
+            _mm512_set1_ps(params.zero_point),
+        );
+        let out = self.out.add(ox * self.c);
+        for (j, acc) in acc.into_iter().enumerate() {
+            let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
+            O::store(out.add(j * self.c), self.m, v, inv, zp);
+        }
+    }
+}
+
+/// Convert a row of input (`c` channels per pixel) into its [`PaddedRows`] slot as
+/// [`Elem::load`] does (8-bit values dequantized, f32 copied); lanes past the channels keep
+/// what the masked load gives (no output lane reads them).
 ///
 /// Safety: AVX-512 F, BW and VL.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn dequantize_row<I: Elem>(src: &[I], dst: &mut [f32], scale: __m512, offset: __m512) {
-    let n = dst.len();
-    assert!(src.len() == n);
-    for i in (0..n).step_by(16) {
-        let m: __mmask16 = if i + 16 <= n {
-            0xffff
-        } else {
-            ((1u32 << (n - i)) - 1) as u16
-        };
-        let v = I::load(src.as_ptr().add(i), m, scale, offset);
-        _mm512_mask_storeu_ps(dst.as_mut_ptr().add(i), m, v);
+unsafe fn fill_blocks<I: Elem>(
+    src: &[I],
+    dst: &mut [f32],
+    l: SlotLayout,
+    c: usize,
+    scale: f32,
+    offset: f32,
+) {
+    let iw = src.len() / c;
+    assert!(src.len() == iw * c && l.lanes == 16 && l.blocks == c.div_ceil(16));
+    assert!(l.lead + iw <= l.width && dst.len() == l.values());
+    let (vs, vo) = (_mm512_set1_ps(scale), _mm512_set1_ps(offset));
+    for block in 0..l.blocks {
+        let m = lanes(c - block * 16);
+        let d = dst.as_mut_ptr().add(l.at(block, l.lead));
+        let s = src.as_ptr().add(block * 16);
+        for x in 0..iw {
+            _mm512_storeu_ps(d.add(x * 16), I::load(s.add(x * c), m, vs, vo));
+        }
     }
 }
 
