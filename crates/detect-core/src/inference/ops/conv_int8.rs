@@ -15,6 +15,7 @@ use std::borrow::Cow;
 
 use tract_tflite::internal::*;
 
+use super::im2col::{Patches, RowWriter};
 use super::io::{In, NhwcIo, Out};
 use crate::inference::kernels::depthwise::Depthwise;
 use crate::inference::kernels::gemm::{PackedGemm, MR};
@@ -194,13 +195,17 @@ fn rows<'a>(p: &Packed, kernels: &KernelSet, input: In<'a>) -> (Cow<'a, [u8]>, u
         }
         return (Cow::Owned(a), m);
     }
-    let (kh, kw) = p.kernel_hw;
-    let (sh, sw) = p.stride;
-    let (pt, pl) = p.pad_before;
-    let c = p.cin;
-    let pad = p.input_quant.zero_point as u8;
-    // Every value is written once, in order (no zeroing pass first).
-    let mut a = Vec::with_capacity(rows * k);
+    let geometry = Patches {
+        in_hw: p.in_hw,
+        out_hw: p.out_hw,
+        kernel_hw: p.kernel_hw,
+        stride: p.stride,
+        pad_before: p.pad_before,
+        c: p.cin,
+        k,
+        pad: p.input_quant.zero_point as u8,
+    };
+    let mut rows_out = RowWriter::new(rows * k);
     let mut q = Vec::new();
     for b in 0..batch {
         let q: &[u8] = match input {
@@ -211,25 +216,9 @@ fn rows<'a>(p: &Packed, kernels: &KernelSet, input: In<'a>) -> (Cow<'a, [u8]>, u
             }
             In::U8(x) => &x[b * image..][..image],
         };
-        for oy in 0..oh {
-            for ox in 0..ow {
-                for ky in 0..kh {
-                    for kx in 0..kw {
-                        let (iy, ix) = (oy * sh + ky, ox * sw + kx);
-                        if iy < pt || iy - pt >= ih || ix < pl || ix - pl >= iw {
-                            a.resize(a.len() + c, pad);
-                        } else {
-                            a.extend_from_slice(&q[((iy - pt) * iw + ix - pl) * c..][..c]);
-                        }
-                    }
-                }
-                // The row's zero extension to k.
-                a.resize(a.len() + k - kh * kw * c, 0);
-            }
-        }
+        geometry.write(q, &mut rows_out);
     }
-    a.resize(rows * k, 0);
-    (Cow::Owned(a), m)
+    (Cow::Owned(rows_out.finish()), m)
 }
 
 impl Op for ConvInt8 {

@@ -3,6 +3,7 @@
 
 pub mod conv_int8;
 pub mod depthwise;
+pub mod im2col;
 pub mod io;
 
 pub use conv_int8::ConvInt8;
