@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::quant::{InElem, OutElem};
+use super::quant::{Bounds, InElem, OutElem};
 use crate::model::TensorQuant;
 
 /// Depthwise convolution with multiplier 1, batch-major NHWC, constant kernel and bias.
@@ -40,6 +40,13 @@ pub struct Params {
     pub offset: f32,
     pub inv: f32,
     pub zero_point: f32,
+}
+
+impl Params {
+    /// The clamp and output quantization of a store.
+    pub fn bounds(&self) -> Bounds {
+        Bounds::new(self.lo, self.hi, self.inv, self.zero_point)
+    }
 }
 
 impl PartialEq for Depthwise {

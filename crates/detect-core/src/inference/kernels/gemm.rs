@@ -7,6 +7,7 @@
 //! `sum (a - za)(w - zw) = dot(a, w) - zw * sum(a) - za * sum(w - zw)`. The last term is a
 //! per-channel constant folded into the bias; `sum(a)` is computed once per row.
 
+use super::quant::Bounds;
 use crate::model::{QuantizedConv, TensorQuant};
 
 /// Rows (output pixels) per tile of the widest kernel; row buffers are padded to whole tiles
@@ -91,6 +92,12 @@ impl PackedGemm {
     pub fn out_params(&self) -> (f32, f32) {
         self.output_quant
             .map_or((1.0, 0.0), |q| (1.0 / q.scale, q.zero_point as f32))
+    }
+
+    /// The clamp and output quantization of a store.
+    pub fn bounds(&self) -> Bounds {
+        let (inv, zp) = self.out_params();
+        Bounds::new(self.lo, self.hi, inv, zp)
     }
 
     /// `sum(a)` of each row of length `k`.

@@ -13,6 +13,40 @@ pub fn quantize(x: f32, inv_scale: f32, zero_point: f32) -> u8 {
         .round_ties_even() as u8
 }
 
+/// A kernel's clamp and output quantization, with the clamp carried into the quantized range
+/// for the vector stores: `quantize(v.max(lo).min(hi), inv, zero_point)` equals
+/// `v.mul_add(inv, zero_point)` clamped to `[q_lo, q_hi]`, then rounded, where `q_lo` and
+/// `q_hi` are `lo` and `hi` taken through the same multiply-add and clamped to 0..=255. Why
+/// equal: the multiply-add is monotone in `v` (`inv > 0`, one rounding), a clamp commutes with
+/// a monotone map, and two clamps in a row are one; NaN gives `q_lo` on both sides (the clamp's
+/// `max` returns `lo`, the vector `max` the bound). An 8-bit store then takes two clamps, not
+/// four.
+#[derive(Clone, Copy, Debug)]
+pub struct Bounds {
+    pub lo: f32,
+    pub hi: f32,
+    pub inv: f32,
+    pub zero_point: f32,
+    pub q_lo: f32,
+    pub q_hi: f32,
+}
+
+impl Bounds {
+    /// The bounds of clamp `lo..=hi` (`lo <= hi`) and quantization (`inv`, `zero_point`).
+    pub fn new(lo: f32, hi: f32, inv: f32, zero_point: f32) -> Self {
+        debug_assert!(lo <= hi && inv > 0.0);
+        let q = |x: f32| x.mul_add(inv, zero_point).clamp(0.0, 255.0);
+        Bounds {
+            lo,
+            hi,
+            inv,
+            zero_point,
+            q_lo: q(lo),
+            q_hi: q(hi),
+        }
+    }
+}
+
 /// An input element: f32 as given, or an 8-bit value dequantized as `q * scale + offset`
 /// (`offset = -zero_point * scale`) with one rounding, as the vector loads do.
 pub trait InElem: Copy + Send + Sync + 'static {
@@ -79,6 +113,44 @@ pub fn quantize_slice(kernels: &KernelSet, x: &[f32], quant: TensorQuant, out: &
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_clamp_carried_into_the_quantized_range_gives_the_same_values() {
+        let values = [
+            -1e30,
+            -7.0,
+            -0.0,
+            0.0,
+            1e-7,
+            0.3,
+            2.5,
+            5.99,
+            6.0,
+            6.01,
+            100.0,
+            1e30,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        for (lo, hi) in [
+            (0.0, 6.0),
+            (f32::NEG_INFINITY, f32::INFINITY),
+            (0.0, f32::INFINITY),
+        ] {
+            for (inv, zp) in [(1.0 / 0.0235, 0.0), (1.0 / 0.17, 131.0), (40.0, 255.0)] {
+                let b = Bounds::new(lo, hi, inv, zp);
+                for v in values {
+                    let want = quantize(v.max(lo).min(hi), inv, zp);
+                    let x = v.mul_add(inv, zp);
+                    // The vector form: min(q_hi, x) keeps NaN, max(NaN, q_lo) is q_lo.
+                    let x = if x.is_nan() { x } else { x.min(b.q_hi) };
+                    let x = if x.is_nan() { b.q_lo } else { x.max(b.q_lo) };
+                    assert_eq!(x.round_ties_even() as u8, want, "{v} in {lo}..{hi}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn quantize_rounds_half_to_even_and_saturates() {

@@ -5,9 +5,9 @@
 
 use std::arch::x86_64::*;
 
-use super::depthwise::{Depthwise, PaddedRows, Params, SlotLayout};
+use super::depthwise::{Depthwise, PaddedRows, SlotLayout};
 use super::gemm::{PackedGemm, MR};
-use super::quant::InElem;
+use super::quant::{Bounds, InElem};
 use super::{Depthwise3x3, Isa, KernelSet};
 
 /// 16-channel blocks per GEMM tile: 8 rows x 3 blocks of accumulators, 3 weight vectors and a
@@ -90,6 +90,56 @@ pub trait Elem: InElem {
     ///
     /// Safety: AVX-512 F, BW and VL; `p` valid for the lanes in `m`.
     unsafe fn store(p: *mut Self, m: __mmask16, v: __m512, inv: __m512, zero_point: __m512);
+
+    /// Clamp `v` to `b`'s `lo..=hi` and store the lanes in `m` (8-bit values quantized), as
+    /// [`Elem::store`] after the clamp stores them.
+    ///
+    /// Safety: AVX-512 F, BW and VL; `p` valid for the lanes in `m`.
+    unsafe fn store_clamped(p: *mut Self, m: __mmask16, v: __m512, b: &Bounds16);
+
+    /// [`Elem::store_clamped`] for up to four vectors of one row, `v[t]` at `p + 16 t`: the
+    /// first `valid` values.
+    ///
+    /// Safety: AVX-512 F, BW and VL; `p` valid for `valid` values.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn store_row_clamped<const T: usize>(
+        p: *mut Self,
+        valid: usize,
+        v: [__m512; T],
+        b: &Bounds16,
+    ) {
+        for (t, v) in v.into_iter().enumerate() {
+            if valid > t * 16 {
+                Self::store_clamped(p.add(t * 16), lanes(valid - t * 16), v, b);
+            }
+        }
+    }
+}
+
+/// [`Bounds`] in vectors.
+pub struct Bounds16 {
+    lo: __m512,
+    hi: __m512,
+    inv: __m512,
+    zero_point: __m512,
+    q_lo: __m512,
+    q_hi: __m512,
+}
+
+impl Bounds16 {
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn new(b: Bounds) -> Self {
+        Bounds16 {
+            lo: _mm512_set1_ps(b.lo),
+            hi: _mm512_set1_ps(b.hi),
+            inv: _mm512_set1_ps(b.inv),
+            zero_point: _mm512_set1_ps(b.zero_point),
+            q_lo: _mm512_set1_ps(b.q_lo),
+            q_hi: _mm512_set1_ps(b.q_hi),
+        }
+    }
 }
 
 impl Elem for f32 {
@@ -103,6 +153,12 @@ impl Elem for f32 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     unsafe fn store(p: *mut f32, m: __mmask16, v: __m512, _: __m512, _: __m512) {
         _mm512_mask_storeu_ps(p, m, v)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn store_clamped(p: *mut f32, m: __mmask16, v: __m512, b: &Bounds16) {
+        _mm512_mask_storeu_ps(p, m, _mm512_min_ps(_mm512_max_ps(v, b.lo), b.hi))
     }
 }
 
@@ -121,6 +177,53 @@ impl Elem for u8 {
         let v = _mm512_fmadd_ps(v, inv, zero_point);
         let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0));
         _mm512_mask_cvtepi32_storeu_epi8(p as *mut i8, m, _mm512_cvtps_epi32(v))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn store_clamped(p: *mut u8, m: __mmask16, v: __m512, b: &Bounds16) {
+        // min(q_hi, x) keeps NaN (the second operand), max(NaN, q_lo) gives q_lo.
+        let v = _mm512_fmadd_ps(v, b.inv, b.zero_point);
+        let v = _mm512_max_ps(_mm512_min_ps(b.q_hi, v), b.q_lo);
+        _mm512_mask_cvtepi32_storeu_epi8(p as *mut i8, m, _mm512_cvtps_epi32(v))
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn store_row_clamped<const T: usize>(
+        p: *mut u8,
+        valid: usize,
+        v: [__m512; T],
+        b: &Bounds16,
+    ) {
+        if T > 4 {
+            for (t, v) in v.into_iter().enumerate() {
+                if valid > t * 16 {
+                    Self::store_clamped(p.add(t * 16), lanes(valid - t * 16), v, b);
+                }
+            }
+            return;
+        }
+        // One packed store instead of a narrowing store per vector: the packs saturate
+        // 0..=255 unchanged and leave, per 128-bit lane i, the 4-value groups i of each vector
+        // in turn; the permutation puts each vector's groups back together.
+        let q: [__m512i; 4] = std::array::from_fn(|t| {
+            if t < T {
+                let x = _mm512_fmadd_ps(v[t], b.inv, b.zero_point);
+                _mm512_cvtps_epi32(_mm512_max_ps(_mm512_min_ps(b.q_hi, x), b.q_lo))
+            } else {
+                _mm512_setzero_si512()
+            }
+        });
+        let bytes = _mm512_packus_epi16(
+            _mm512_packus_epi32(q[0], q[1]),
+            _mm512_packus_epi32(q[2], q[3]),
+        );
+        let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        let bytes = _mm512_permutexvar_epi32(order, bytes);
+        let n = valid.min(T * 16);
+        let m: __mmask64 = if n == 64 { !0 } else { (1u64 << n) - 1 };
+        _mm512_mask_storeu_epi8(p as *mut i8, m, bytes);
     }
 }
 
@@ -194,36 +297,25 @@ unsafe fn tile<const T: usize, O: Elem>(
             }
         }
     }
-    let (lo, hi) = (_mm512_set1_ps(p.lo), _mm512_set1_ps(p.hi));
-    let (inv, zp) = p.out_params();
-    let (inv, zp) = (_mm512_set1_ps(inv), _mm512_set1_ps(zp));
-    for t in 0..T {
-        let col = (b0 + t) * 16;
-        let mult = _mm512_loadu_ps(p.mult.as_ptr().add(col));
-        let sum_mult = _mm512_loadu_ps(p.sum_mult.as_ptr().add(col));
-        let offset = _mm512_loadu_ps(p.offset.as_ptr().add(col));
-        let valid = (p.n - col).min(16);
-        let mask: __mmask16 = if valid == 16 {
-            0xffff
-        } else {
-            (1u16 << valid) - 1
-        };
-        for (r, acc_r) in acc.iter().enumerate() {
-            let row = m0 + r;
-            if row >= end {
-                break;
-            }
-            let base = _mm512_fmadd_ps(_mm512_set1_ps(sums[row]), sum_mult, offset);
-            let v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc_r[t]), mult, base);
-            let y = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-            O::store(
-                out.as_mut_ptr().add((row - first) * p.n + col),
-                mask,
-                y,
-                inv,
-                zp,
-            );
+    let bounds = Bounds16::new(p.bounds());
+    let col = b0 * 16;
+    let load = |v: &[f32], t: usize| _mm512_loadu_ps(v.as_ptr().add(col + t * 16));
+    let mult: [__m512; T] = std::array::from_fn(|t| load(&p.mult, t));
+    let sum_mult: [__m512; T] = std::array::from_fn(|t| load(&p.sum_mult, t));
+    let offset: [__m512; T] = std::array::from_fn(|t| load(&p.offset, t));
+    let valid = (p.n - col).min(T * 16);
+    for (r, acc_r) in acc.iter().enumerate() {
+        let row = m0 + r;
+        if row >= end {
+            break;
         }
+        let sum = _mm512_set1_ps(sums[row]);
+        let v: [__m512; T] = std::array::from_fn(|t| {
+            let base = _mm512_fmadd_ps(sum, sum_mult[t], offset[t]);
+            _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc_r[t]), mult[t], base)
+        });
+        let dst = out.as_mut_ptr().add((row - first) * p.n + col);
+        O::store_row_clamped(dst, valid, v, &bounds);
     }
 }
 
@@ -245,6 +337,7 @@ unsafe fn depthwise_3x3<I: Elem, O: Elem>(
 ) {
     let params = dw.params_3x3(input, oy0, oy1, output);
     let (ow, c) = (dw.out_hw.1, dw.channels);
+    let bounds = Bounds16::new(params.bounds());
     let mut padded = PaddedRows::new(dw, input, 16, c.div_ceil(16));
     let layout = padded.layout();
     let fill = |src: &[I], dst: &mut [f32], l: SlotLayout| {
@@ -266,9 +359,9 @@ unsafe fn depthwise_3x3<I: Elem, O: Elem>(
             };
             // The stride as a constant where it is one, so the taps' offsets are.
             match dw.stride.1 {
-                1 => run.row(1, ow, &params),
-                2 => run.row(2, ow, &params),
-                sx => run.row(sx, ow, &params),
+                1 => run.row(1, ow, &bounds),
+                2 => run.row(2, ow, &bounds),
+                sx => run.row(sx, ow, &bounds),
             }
         }
     }
@@ -301,14 +394,14 @@ impl<O: Elem> Run<O> {
     /// Safety: AVX-512 F, BW and VL; `rows` and `out` valid for the row.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn row(&self, stride: usize, ow: usize, params: &Params) {
+    unsafe fn row(&self, stride: usize, ow: usize, bounds: &Bounds16) {
         let mut ox = 0;
         while ox + PIXELS <= ow {
-            self.pixels::<PIXELS>(ox, stride, params);
+            self.pixels::<PIXELS>(ox, stride, bounds);
             ox += PIXELS;
         }
         for ox in ox..ow {
-            self.pixels::<1>(ox, stride, params);
+            self.pixels::<1>(ox, stride, bounds);
         }
     }
 
@@ -318,7 +411,7 @@ impl<O: Elem> Run<O> {
     /// Safety: AVX-512 F, BW and VL; as [`Run::row`].
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn pixels<const N: usize>(&self, ox: usize, stride: usize, params: &Params) {
+    unsafe fn pixels<const N: usize>(&self, ox: usize, stride: usize, bounds: &Bounds16) {
         let mut acc = [self.bias; N];
         for (ky, row) in self.rows.iter().enumerate() {
             let p = row.add(ox * stride * 16);
@@ -329,15 +422,9 @@ impl<O: Elem> Run<O> {
                 }
             }
         }
-        let (lo, hi) = (_mm512_set1_ps(params.lo), _mm512_set1_ps(params.hi));
-        let (inv, zp) = (
-            _mm512_set1_ps(params.inv),
-            _mm512_set1_ps(params.zero_point),
-        );
         let out = self.out.add(ox * self.c);
         for (j, acc) in acc.into_iter().enumerate() {
-            let v = _mm512_min_ps(_mm512_max_ps(acc, lo), hi);
-            O::store(out.add(j * self.c), self.m, v, inv, zp);
+            O::store_clamped(out.add(j * self.c), self.m, acc, bounds);
         }
     }
 }
