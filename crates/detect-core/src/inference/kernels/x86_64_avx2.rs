@@ -7,9 +7,9 @@
 
 use std::arch::x86_64::*;
 
-use super::depthwise::{Depthwise, PaddedRows, Params, SlotLayout};
+use super::depthwise::{Depthwise, PaddedRows, SlotLayout};
 use super::gemm::PackedGemm;
-use super::quant::{InElem, OutElem};
+use super::quant::{Bounds, InElem, OutElem};
 use super::{portable, Depthwise3x3, Isa, KernelSet};
 
 /// Rows per GEMM tile and 8-channel vectors per tile of the AVX-VNNI kernel: 4 x 3
@@ -117,11 +117,11 @@ unsafe fn depthwise_avx2(dw: &Depthwise, input: &[f32], output: &mut [f32]) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn quantize_whole_vectors(x: &[f32], inv: f32, zp: f32, out: &mut [u8]) -> usize {
     assert!(out.len() >= x.len());
-    let (inv, zp) = (_mm256_set1_ps(inv), _mm256_set1_ps(zp));
+    let b = Bounds8::new(Bounds::new(f32::NEG_INFINITY, f32::INFINITY, inv, zp));
     let whole = x.len() / 8 * 8;
     for i in (0..whole).step_by(8) {
         let v = _mm256_loadu_ps(x.as_ptr().add(i));
-        u8::store(out.as_mut_ptr().add(i), 8, v, inv, zp);
+        u8::store(out.as_mut_ptr().add(i), 8, v, &b);
     }
     whole
 }
@@ -135,20 +135,46 @@ trait Elem8: InElem + OutElem {
     /// Safety: AVX2 and FMA; `p` valid for 8 values.
     unsafe fn load(p: *const Self, scale: __m256, offset: __m256) -> __m256;
 
-    /// Store the first `valid` lanes (1..=8); 8-bit values are quantized as
-    /// `round(v * inv + zero_point)` clamped to 0..=255, rounding half to even.
+    /// Clamp to `b`'s `lo..=hi` and store the first `valid` lanes (1..=8); 8-bit values are
+    /// quantized as `round(v * inv + zero_point)` clamped to 0..=255, rounding half to even
+    /// (both clamps in one, in the quantized range: [`Bounds`]).
     ///
     /// Safety: AVX2 and FMA; `p` valid for `valid` values.
-    unsafe fn store(p: *mut Self, valid: usize, v: __m256, inv: __m256, zero_point: __m256);
+    unsafe fn store(p: *mut Self, valid: usize, v: __m256, b: &Bounds8);
 
-    /// Store 16 values, `a`'s then `b`'s, as [`Elem8::store`] stores each.
+    /// Store 16 values, `a`'s then `c`'s, as [`Elem8::store`] stores each.
     ///
     /// Safety: AVX2 and FMA; `p` valid for 16 values.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn store16(p: *mut Self, a: __m256, b: __m256, inv: __m256, zero_point: __m256) {
-        Self::store(p, 8, a, inv, zero_point);
-        Self::store(p.add(8), 8, b, inv, zero_point);
+    unsafe fn store16(p: *mut Self, a: __m256, c: __m256, b: &Bounds8) {
+        Self::store(p, 8, a, b);
+        Self::store(p.add(8), 8, c, b);
+    }
+}
+
+/// [`Bounds`] in vectors.
+struct Bounds8 {
+    lo: __m256,
+    hi: __m256,
+    inv: __m256,
+    zero_point: __m256,
+    q_lo: __m256,
+    q_hi: __m256,
+}
+
+impl Bounds8 {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn new(b: Bounds) -> Self {
+        Bounds8 {
+            lo: _mm256_set1_ps(b.lo),
+            hi: _mm256_set1_ps(b.hi),
+            inv: _mm256_set1_ps(b.inv),
+            zero_point: _mm256_set1_ps(b.zero_point),
+            q_lo: _mm256_set1_ps(b.q_lo),
+            q_hi: _mm256_set1_ps(b.q_hi),
+        }
     }
 }
 
@@ -161,7 +187,8 @@ impl Elem8 for f32 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn store(p: *mut f32, valid: usize, v: __m256, _: __m256, _: __m256) {
+    unsafe fn store(p: *mut f32, valid: usize, v: __m256, b: &Bounds8) {
+        let v = _mm256_min_ps(_mm256_max_ps(v, b.lo), b.hi);
         if valid == 8 {
             _mm256_storeu_ps(p, v);
         } else {
@@ -182,8 +209,8 @@ impl Elem8 for u8 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn store(p: *mut u8, valid: usize, v: __m256, inv: __m256, zero_point: __m256) {
-        let i = to_u8_range(v, inv, zero_point);
+    unsafe fn store(p: *mut u8, valid: usize, v: __m256, b: &Bounds8) {
+        let i = quantized(v, b);
         let words = _mm_packus_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256::<1>(i));
         let bytes = _mm_packus_epi16(words, words);
         if valid == 8 {
@@ -197,30 +224,27 @@ impl Elem8 for u8 {
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn store16(p: *mut u8, a: __m256, b: __m256, inv: __m256, zero_point: __m256) {
-        // Per 128-bit lane the packs give a0-3 b0-3 a0-3 b0-3 | a4-7 b4-7 a4-7 b4-7 (as
-        // 32-bit groups 0..8); groups 0, 4, 1, 5 are a0-7 b0-7.
-        let words = _mm256_packus_epi32(
-            to_u8_range(a, inv, zero_point),
-            to_u8_range(b, inv, zero_point),
-        );
+    unsafe fn store16(p: *mut u8, a: __m256, c: __m256, b: &Bounds8) {
+        // Per 128-bit lane the packs give a0-3 c0-3 a0-3 c0-3 | a4-7 c4-7 a4-7 c4-7 (as
+        // 32-bit groups 0..8); groups 0, 4, 1, 5 are a0-7 c0-7.
+        let words = _mm256_packus_epi32(quantized(a, b), quantized(c, b));
         let bytes = _mm256_packus_epi16(words, words);
         let ordered = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 0, 0, 0));
         _mm_storeu_si128(p as *mut __m128i, _mm256_castsi256_si128(ordered));
     }
 }
 
-/// `round(v * inv + zero_point)` as 32-bit integers whose unsigned saturation to 8 bits (the
-/// packs) is `quantize`'s clamp to 0..=255: `min(255, x)` keeps NaN (the second operand), which
-/// converts to `i32::MIN` and saturates to 0, as does every value below 0; the conversion
-/// rounds half to even (the default rounding mode).
+/// `round(v * inv + zero_point)` clamped to `q_lo..=q_hi` (inside 0..=255) as 32-bit integers,
+/// so the packs' saturation changes nothing: `min(q_hi, x)` keeps NaN (the second operand) and
+/// `max(NaN, q_lo)` gives `q_lo`, as [`Bounds`] requires; the conversion rounds half to even
+/// (the default rounding mode).
 ///
 /// Safety: AVX2 and FMA.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn to_u8_range(v: __m256, inv: __m256, zero_point: __m256) -> __m256i {
-    let x = _mm256_fmadd_ps(v, inv, zero_point);
-    _mm256_cvtps_epi32(_mm256_min_ps(_mm256_set1_ps(255.0), x))
+unsafe fn quantized(v: __m256, b: &Bounds8) -> __m256i {
+    let x = _mm256_fmadd_ps(v, b.inv, b.zero_point);
+    _mm256_cvtps_epi32(_mm256_max_ps(_mm256_min_ps(b.q_hi, x), b.q_lo))
 }
 
 /// Rows `r0..r1` into `output` (those rows) with 16-bit multiply-adds. The rows are widened
@@ -392,9 +416,7 @@ unsafe fn store_tile<const RR: usize, const T: usize, O: Elem8>(
     v0: usize,
     out: &mut [O],
 ) {
-    let (lo, hi) = (_mm256_set1_ps(p.lo), _mm256_set1_ps(p.hi));
-    let (inv, zp) = p.out_params();
-    let (inv, zp) = (_mm256_set1_ps(inv), _mm256_set1_ps(zp));
+    let bounds = Bounds8::new(p.bounds());
     let mut y = [[_mm256_setzero_ps(); T]; RR];
     for t in 0..T {
         let col = (v0 + t) * 8;
@@ -404,8 +426,7 @@ unsafe fn store_tile<const RR: usize, const T: usize, O: Elem8>(
         for (r, acc_r) in acc.iter().enumerate() {
             let row = (m0 + r).min(end - 1);
             let base = _mm256_fmadd_ps(_mm256_set1_ps(sums[row]), sum_mult, offset);
-            let v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc_r[t]), mult, base);
-            y[r][t] = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+            y[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc_r[t]), mult, base);
         }
     }
     for (r, y_r) in y.iter().enumerate() {
@@ -418,10 +439,10 @@ unsafe fn store_tile<const RR: usize, const T: usize, O: Elem8>(
         while t < T {
             let col = (v0 + t) * 8;
             if t + 1 < T && col + 16 <= p.n {
-                O::store16(dst.add(col), y_r[t], y_r[t + 1], inv, zp);
+                O::store16(dst.add(col), y_r[t], y_r[t + 1], &bounds);
                 t += 2;
             } else {
-                O::store(dst.add(col), (p.n - col).min(8), y_r[t], inv, zp);
+                O::store(dst.add(col), (p.n - col).min(8), y_r[t], &bounds);
                 t += 1;
             }
         }
@@ -447,6 +468,7 @@ unsafe fn depthwise_3x3<I: Elem8, O: Elem8>(
     let params = dw.params_3x3(input, oy0, oy1, output);
     let (ow, c) = (dw.out_hw.1, dw.channels);
     let blocks = c / 8;
+    let bounds = Bounds8::new(params.bounds());
     let mut padded = PaddedRows::new(dw, input, 8, blocks);
     let layout = padded.layout();
     let fill = |src: &[I], dst: &mut [f32], l: SlotLayout| {
@@ -466,9 +488,9 @@ unsafe fn depthwise_3x3<I: Elem8, O: Elem8>(
             };
             // The stride as a constant where it is one, so the taps' offsets are.
             match dw.stride.1 {
-                1 => run.row(1, ow, &params),
-                2 => run.row(2, ow, &params),
-                sx => run.row(sx, ow, &params),
+                1 => run.row(1, ow, &bounds),
+                2 => run.row(2, ow, &bounds),
+                sx => run.row(sx, ow, &bounds),
             }
         }
         let out_row = &mut output[(oy - oy0) * ow * c..][..ow * c];
@@ -492,14 +514,14 @@ impl<O: Elem8> Run<O> {
     /// Safety: AVX2 and FMA; `rows` and `out` valid for the row.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn row(&self, stride: usize, ow: usize, params: &Params) {
+    unsafe fn row(&self, stride: usize, ow: usize, bounds: &Bounds8) {
         let mut ox = 0;
         while ox + PIXELS <= ow {
-            self.pixels::<PIXELS>(ox, stride, params);
+            self.pixels::<PIXELS>(ox, stride, bounds);
             ox += PIXELS;
         }
         for ox in ox..ow {
-            self.pixels::<1>(ox, stride, params);
+            self.pixels::<1>(ox, stride, bounds);
         }
     }
 
@@ -509,7 +531,7 @@ impl<O: Elem8> Run<O> {
     /// Safety: AVX2 and FMA; as [`Run::row`].
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn pixels<const N: usize>(&self, ox: usize, stride: usize, params: &Params) {
+    unsafe fn pixels<const N: usize>(&self, ox: usize, stride: usize, bounds: &Bounds8) {
         let mut acc = [self.bias; N];
         for (ky, row) in self.rows.iter().enumerate() {
             let p = row.add(ox * stride * 8);
@@ -520,15 +542,9 @@ impl<O: Elem8> Run<O> {
                 }
             }
         }
-        let (lo, hi) = (_mm256_set1_ps(params.lo), _mm256_set1_ps(params.hi));
-        let (inv, zp) = (
-            _mm256_set1_ps(params.inv),
-            _mm256_set1_ps(params.zero_point),
-        );
         let out = self.out.add(ox * self.c);
         for (j, acc) in acc.into_iter().enumerate() {
-            let v = _mm256_min_ps(_mm256_max_ps(acc, lo), hi);
-            O::store(out.add(j * self.c), 8, v, inv, zp);
+            O::store(out.add(j * self.c), 8, acc, bounds);
         }
     }
 }

@@ -68,11 +68,11 @@ fn depthwise_3x3_rows<I: Elem, O: Elem>(
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn quantize_whole_vectors(x: &[f32], inv: f32, zp: f32, out: &mut [u8]) -> usize {
     assert!(out.len() >= x.len());
-    let (inv, zp) = (_mm512_set1_ps(inv), _mm512_set1_ps(zp));
+    let b = Bounds16::new(Bounds::new(f32::NEG_INFINITY, f32::INFINITY, inv, zp));
     let whole = x.len() / 16 * 16;
     for i in (0..whole).step_by(16) {
         let v = _mm512_loadu_ps(x.as_ptr().add(i));
-        u8::store(out.as_mut_ptr().add(i), 0xffff, v, inv, zp);
+        u8::store(out.as_mut_ptr().add(i), 0xffff, v, &b);
     }
     whole
 }
@@ -85,33 +85,23 @@ pub trait Elem: InElem {
     /// Safety: AVX-512 F, BW and VL; `p` valid for the lanes in `m`.
     unsafe fn load(p: *const Self, m: __mmask16, scale: __m512, offset: __m512) -> __m512;
 
-    /// Store the lanes in `m`; 8-bit values are quantized as `round(v * inv + zero_point)`
-    /// clamped to 0..=255.
+    /// Clamp `v` to `b`'s `lo..=hi` and store the lanes in `m`; 8-bit values are quantized
+    /// as `round(v * inv + zero_point)` clamped to 0..=255, rounding half to even (both clamps
+    /// in one, in the quantized range: [`Bounds`]).
     ///
     /// Safety: AVX-512 F, BW and VL; `p` valid for the lanes in `m`.
-    unsafe fn store(p: *mut Self, m: __mmask16, v: __m512, inv: __m512, zero_point: __m512);
+    unsafe fn store(p: *mut Self, m: __mmask16, v: __m512, b: &Bounds16);
 
-    /// Clamp `v` to `b`'s `lo..=hi` and store the lanes in `m` (8-bit values quantized), as
-    /// [`Elem::store`] after the clamp stores them.
-    ///
-    /// Safety: AVX-512 F, BW and VL; `p` valid for the lanes in `m`.
-    unsafe fn store_clamped(p: *mut Self, m: __mmask16, v: __m512, b: &Bounds16);
-
-    /// [`Elem::store_clamped`] for up to four vectors of one row, `v[t]` at `p + 16 t`: the
+    /// [`Elem::store`] for up to four vectors of one row, `v[t]` at `p + 16 t`: the
     /// first `valid` values.
     ///
     /// Safety: AVX-512 F, BW and VL; `p` valid for `valid` values.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn store_row_clamped<const T: usize>(
-        p: *mut Self,
-        valid: usize,
-        v: [__m512; T],
-        b: &Bounds16,
-    ) {
+    unsafe fn store_row<const T: usize>(p: *mut Self, valid: usize, v: [__m512; T], b: &Bounds16) {
         for (t, v) in v.into_iter().enumerate() {
             if valid > t * 16 {
-                Self::store_clamped(p.add(t * 16), lanes(valid - t * 16), v, b);
+                Self::store(p.add(t * 16), lanes(valid - t * 16), v, b);
             }
         }
     }
@@ -151,13 +141,7 @@ impl Elem for f32 {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn store(p: *mut f32, m: __mmask16, v: __m512, _: __m512, _: __m512) {
-        _mm512_mask_storeu_ps(p, m, v)
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn store_clamped(p: *mut f32, m: __mmask16, v: __m512, b: &Bounds16) {
+    unsafe fn store(p: *mut f32, m: __mmask16, v: __m512, b: &Bounds16) {
         _mm512_mask_storeu_ps(p, m, _mm512_min_ps(_mm512_max_ps(v, b.lo), b.hi))
     }
 }
@@ -172,16 +156,7 @@ impl Elem for u8 {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn store(p: *mut u8, m: __mmask16, v: __m512, inv: __m512, zero_point: __m512) {
-        // max(x, 0) returns 0 for NaN (the second operand), as `quantize` does.
-        let v = _mm512_fmadd_ps(v, inv, zero_point);
-        let v = _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(255.0));
-        _mm512_mask_cvtepi32_storeu_epi8(p as *mut i8, m, _mm512_cvtps_epi32(v))
-    }
-
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn store_clamped(p: *mut u8, m: __mmask16, v: __m512, b: &Bounds16) {
+    unsafe fn store(p: *mut u8, m: __mmask16, v: __m512, b: &Bounds16) {
         // min(q_hi, x) keeps NaN (the second operand), max(NaN, q_lo) gives q_lo.
         let v = _mm512_fmadd_ps(v, b.inv, b.zero_point);
         let v = _mm512_max_ps(_mm512_min_ps(b.q_hi, v), b.q_lo);
@@ -190,16 +165,11 @@ impl Elem for u8 {
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    unsafe fn store_row_clamped<const T: usize>(
-        p: *mut u8,
-        valid: usize,
-        v: [__m512; T],
-        b: &Bounds16,
-    ) {
+    unsafe fn store_row<const T: usize>(p: *mut u8, valid: usize, v: [__m512; T], b: &Bounds16) {
         if T > 4 {
             for (t, v) in v.into_iter().enumerate() {
                 if valid > t * 16 {
-                    Self::store_clamped(p.add(t * 16), lanes(valid - t * 16), v, b);
+                    Self::store(p.add(t * 16), lanes(valid - t * 16), v, b);
                 }
             }
             return;
@@ -315,7 +285,7 @@ unsafe fn tile<const T: usize, O: Elem>(
             _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc_r[t]), mult[t], base)
         });
         let dst = out.as_mut_ptr().add((row - first) * p.n + col);
-        O::store_row_clamped(dst, valid, v, &bounds);
+        O::store_row(dst, valid, v, &bounds);
     }
 }
 
@@ -424,7 +394,7 @@ impl<O: Elem> Run<O> {
         }
         let out = self.out.add(ox * self.c);
         for (j, acc) in acc.into_iter().enumerate() {
-            O::store_clamped(out.add(j * self.c), self.m, acc, bounds);
+            O::store(out.add(j * self.c), self.m, acc, bounds);
         }
     }
 }
@@ -518,23 +488,26 @@ mod tests {
         };
         let x: Vec<f32> = (0..16).map(|i| (i as f32 - 6.0) * 0.41).collect();
         let mut want = [0u8; 16];
-        quantize_slice(&SET, &x, q, &mut want);
+        quantize_slice(KernelSet::portable(), &x, q, &mut want);
         let mut got = [0u8; 16];
         let mut back = [0f32; 16];
         // Safety: the CPU has the features (checked above); 16 lanes fit the arrays, 13 stored.
         unsafe {
             let v = _mm512_loadu_ps(x.as_ptr());
-            let (inv, zp) = (
-                _mm512_set1_ps(1.0 / q.scale),
-                _mm512_set1_ps(q.zero_point as f32),
+            let unclamped = Bounds::new(
+                f32::NEG_INFINITY,
+                f32::INFINITY,
+                1.0 / q.scale,
+                q.zero_point as f32,
             );
-            u8::store(got.as_mut_ptr(), 0x1fff, v, inv, zp);
+            let b = Bounds16::new(unclamped);
+            u8::store(got.as_mut_ptr(), 0x1fff, v, &b);
             let (s, off) = (
                 _mm512_set1_ps(q.scale),
                 _mm512_set1_ps(-(q.zero_point as f32) * q.scale),
             );
             let d = u8::load(want.as_ptr(), 0xffff, s, off);
-            f32::store(back.as_mut_ptr(), 0xffff, d, inv, zp);
+            f32::store(back.as_mut_ptr(), 0xffff, d, &b);
         }
         assert_eq!(got[..13], want[..13]);
         assert_eq!(
