@@ -421,8 +421,16 @@ unsafe fn fill_blocks<I: Elem>(
         let m = lanes(c - block * 16);
         let d = dst.as_mut_ptr().add(l.at(block, l.lead));
         let s = src.as_ptr().add(block * 16);
-        for x in 0..iw {
-            _mm512_storeu_ps(d.add(x * 16), I::load(s.add(x * c), m, vs, vo));
+        let row = |m: __mmask16| {
+            for x in 0..iw {
+                _mm512_storeu_ps(d.add(x * 16), I::load(s.add(x * c), m, vs, vo));
+            }
+        };
+        // A constant full mask lets the load fold into the widening (one instruction, not two).
+        if m == 0xffff {
+            row(0xffff)
+        } else {
+            row(m)
         }
     }
 }
