@@ -134,6 +134,11 @@ pub fn fuse_depthwise(
             Ok(k.try_as_plain_ram()?.as_slice::<f32>()?.to_vec())
         };
         let (kernel, mut bias) = (konst(1)?, konst(2)?);
+        // A zero padding tap must add nothing (see `PaddedRows`): finite weights only.
+        ensure!(
+            kernel.iter().all(|w| w.is_finite()),
+            "{name}: non-finite depthwise weights"
+        );
         // -0.0 + 0.0 is +0.0, every other value stays: see `Depthwise::bias`.
         bias.iter_mut().for_each(|b| *b += 0.0);
         let ks = &conv.pool_spec.kernel_shape;

@@ -5,9 +5,10 @@
 //! Why: without a 3x3 kernel, every depthwise convolution between two 8-bit convolutions
 //! dequantizes its whole input into a new f32 tensor, runs the f32 loop, and quantizes the
 //! result value by value; this kernel dequantizes on load and quantizes on store instead, with
-//! the nine weight vectors of a channel block kept in registers. It takes the x86 kernels'
-//! steps in their order (bias, one fused multiply-add per tap in kernel order, clamp, the one
-//! rounding rule), so all of them compute the same values.
+//! the nine weight vectors of a channel block kept in registers. It takes the scalar rule's
+//! steps in their order (bias, one fused multiply-add per tap inside the image in kernel order,
+//! clamp, the one rounding rule); the x86 kernels add the padding as zero taps, which gives
+//! the same values (`depthwise::PaddedRows` says when: always for 8-bit input).
 
 use std::arch::aarch64::*;
 

@@ -20,7 +20,7 @@ pub struct Depthwise {
     /// `[kh * kw * channels]`, tap-major: the channel vector of each tap is contiguous.
     pub kernel: Arc<Vec<f32>>,
     /// Never -0.0 (the graph adds +0.0 to every value): the x86 kernels take the padding as
-    /// zero taps, which would turn a -0.0 sum into +0.0.
+    /// zero taps, which would turn a -0.0 sum into +0.0 ([`PaddedRows`]).
     pub bias: Arc<Vec<f32>>,
     /// Output clamp (ReLU: (0, inf), ReLU6: (0, 6)).
     pub clamp: Option<(f32, f32)>,
@@ -118,7 +118,7 @@ impl Depthwise {
     }
 
     /// The input column of output column `ox`'s first tap, when all three of its columns lie
-    /// inside the image (the vector kernels' path without edge checks).
+    /// inside the image (the arm64 kernel's path without edge checks).
     #[inline]
     pub fn interior_column_3x3(&self, ox: usize) -> Option<usize> {
         let left = ox * self.stride.1;
@@ -155,6 +155,10 @@ impl Depthwise {
         assert!(oy0 <= oy1 && oy1 <= oh);
         assert!(input.len() == ih * iw * c && output.len() == (oy1 - oy0) * ow * c);
         assert!(self.kernel.len() == 9 * c && self.bias.len() == c);
+        debug_assert!(
+            self.bias.iter().all(|b| b.to_bits() != (-0.0f32).to_bits()),
+            "a -0.0 bias (see Depthwise::bias)"
+        );
         let unit = TensorQuant {
             scale: 1.0,
             zero_point: 0,
@@ -213,11 +217,14 @@ impl Depthwise {
 /// each block the row's pixels one after another, `lanes` channels each ([`SlotLayout`]): a
 /// pixel group's taps are then fixed offsets from one pointer per row. Zero columns lie before
 /// and after the row and a row above or below the image reads an all-zero slot, so every
-/// output pixel takes all nine taps with no edge checks. A zero tap adds a zero to a sum that
-/// is never -0.0 (the bias is not: [`Depthwise::bias`]), which leaves it unchanged: the sums
-/// equal those that skip the padding. Each row is converted once while consecutive output
-/// rows read it (a row feeds up to nine taps of up to three output rows). Used by the x86
-/// kernels.
+/// output pixel takes all nine taps with no edge checks. A zero tap adds ±0, which leaves a
+/// sum unchanged unless the sum is -0.0: it starts from the bias, never -0.0
+/// ([`Depthwise::bias`]), and can become -0.0 later only through a product that underflows
+/// (f32 input in the subnormal range; dequantized 8-bit input cannot), where these kernels give
+/// +0.0 and the scalar rule, which skips the padding, -0.0. Otherwise the sums are the scalar
+/// rule's. The weights are finite (the graph checks), so a zero tap never makes a NaN. Each
+/// row is converted once while consecutive output rows read it (a row feeds up to nine taps of
+/// up to three output rows). Used by the x86 kernels.
 #[cfg(target_arch = "x86_64")]
 pub struct PaddedRows<'a, I> {
     input: &'a [I],
@@ -294,10 +301,11 @@ impl<'a, I: InElem> PaddedRows<'a, I> {
         mut fill: impl FnMut(&[I], &mut [f32], SlotLayout),
     ) -> [*const f32; 3] {
         let (n, len) = (self.row_len, self.layout.values());
-        let mut out = [self.slots[3 * len..].as_ptr(); 3];
+        // Slot 3 is the zero slot.
+        let mut slots = [3; 3];
         for (ky, row) in rows.iter().enumerate() {
             let Some(iy) = *row else { continue };
-            let slot = match self.tags.iter().position(|&t| t == Some(iy)) {
+            slots[ky] = match self.tags.iter().position(|&t| t == Some(iy)) {
                 Some(slot) => slot,
                 None => {
                     // A slot no row of this call needs: three slots, at most three rows.
@@ -310,9 +318,10 @@ impl<'a, I: InElem> PaddedRows<'a, I> {
                     free
                 }
             };
-            out[ky] = self.slots[slot * len..].as_ptr();
         }
-        out
+        // The pointers are taken after the last fill, from one borrow of the slots.
+        let base = self.slots.as_ptr();
+        slots.map(|slot| base.wrapping_add(slot * len))
     }
 }
 

@@ -50,15 +50,10 @@ impl Bounds {
 /// An input element: f32 as given, or an 8-bit value dequantized as `q * scale + offset`
 /// (`offset = -zero_point * scale`) with one rounding, as the vector loads do.
 pub trait InElem: Copy + Send + Sync + 'static {
-    /// Whether the values are f32 already (kernels read them in place).
-    const IS_F32: bool;
-
     fn to_f32(self, scale: f32, offset: f32) -> f32;
 }
 
 impl InElem for f32 {
-    const IS_F32: bool = true;
-
     #[inline(always)]
     fn to_f32(self, _: f32, _: f32) -> f32 {
         self
@@ -66,8 +61,6 @@ impl InElem for f32 {
 }
 
 impl InElem for u8 {
-    const IS_F32: bool = false;
-
     #[inline(always)]
     fn to_f32(self, scale: f32, offset: f32) -> f32 {
         (self as f32).mul_add(scale, offset)

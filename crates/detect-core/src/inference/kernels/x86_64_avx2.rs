@@ -1,7 +1,8 @@
 //! AVX2 kernels (with FMA), for x86 CPUs without AVX-512: the 8-bit GEMM on 256-bit
 //! registers, as 16-bit multiply-adds (`vpmaddwd`: exact, where `vpmaddubsw` would saturate
 //! its 16-bit pair sums of u8 x i8 products) or, with AVX-VNNI, `vpdpbusd` on the model's
-//! 8-bit weights; the f32 depthwise loop compiled for AVX2; the 8-lane 8-bit store.
+//! 8-bit weights; the 3x3 depthwise kernel on padded row slots; the f32 depthwise loop compiled
+//! for AVX2; the 8-lane loads and stores they share.
 //! Reached only through [`AVX2`] and [`AVXVNNI`], which are handed out only on CPUs that run
 //! them: that is what the safe wrappers' `unsafe` blocks rely on.
 

@@ -314,45 +314,71 @@ mod tests {
     }
 
     /// Every SIMD set's 3x3 kernel computes exactly the scalar rule, f32 and 8-bit in and out,
-    /// edges and channel tails included: every CPU gets the same values.
+    /// edges and channel tails included, with and without a clamp, with NaN, infinities and
+    /// -0.0 in f32 input: every CPU gets the same values (f32 compared bit for bit).
     #[test]
     fn three_by_three_kernels_compute_the_scalar_rule_exactly() {
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let simd = sets_under_test()
             .into_iter()
             .filter(|set| set.isa != crate::inference::kernels::Isa::Portable);
+        let clamps = [Some((0.0, 6.0)), None, Some((0.0, f32::INFINITY))];
         for set in simd {
             let k = set
                 .depthwise_3x3
                 .unwrap_or_else(|| panic!("{set:?} has no 3x3 depthwise kernel"));
-            for ((ih, iw, c), stride) in [
-                ((9, 7, 33), 2),
-                ((12, 10, 96), 1),
-                ((5, 6, 13), 1),
-                ((4, 4, 8), 2),
-                ((2, 3, 3), 1),
+            for (((ih, iw, c), stride, same), clamp) in [
+                ((9, 7, 33), 2, true),
+                ((12, 10, 96), 1, true),
+                ((5, 6, 13), 1, true),
+                ((4, 4, 8), 2, true),
+                ((2, 3, 3), 1, true),
                 // Rows wide enough for several groups of pixels computed together, and a tail.
-                ((6, 21, 24), 2),
-                ((3, 19, 16), 1),
-            ] {
-                let mut op = op((ih, iw, c), (3, 3), stride, true, Some((0.0, 6.0)));
+                ((6, 21, 24), 2, true),
+                ((3, 19, 16), 1, true),
+                // VALID padding (slots as wide as the row, not the taps), stride 3 (the
+                // kernels' general stride), one output column with a one-channel tail.
+                ((6, 8, 24), 2, false),
+                ((7, 10, 20), 3, true),
+                ((3, 2, 17), 2, true),
+            ]
+            .into_iter()
+            .flat_map(|case| clamps.map(|clamp| (case, clamp)))
+            {
+                let mut op = op((ih, iw, c), (3, 3), stride, same, clamp);
                 op.dw.input_quant = Some(TensorQuant {
                     scale: 0.05,
                     zero_point: 7,
                 });
+                // A zero point that puts the clamp's 0 at 131 (its quantized lower bound).
                 op.dw.output_quant = Some(TensorQuant {
-                    scale: 6.0 / 255.0,
-                    zero_point: 0,
+                    scale: 0.03,
+                    zero_point: 131,
                 });
                 let dw = &op.dw;
                 let q: Vec<u8> = (0..ih * iw * c).map(|i| (i * 37 % 256) as u8).collect();
-                let x: Vec<f32> = q.iter().map(|&v| v as f32 * 0.013 - 0.7).collect();
+                let mut x: Vec<f32> = q.iter().map(|&v| v as f32 * 0.013 - 0.7).collect();
+                let special = [
+                    f32::NAN,
+                    f32::INFINITY,
+                    f32::NEG_INFINITY,
+                    -0.0,
+                    1e30,
+                    -1e30,
+                ];
+                for (i, v) in special.into_iter().enumerate() {
+                    let at = (i * 7919) % x.len();
+                    x[at] = v;
+                }
                 let oh = dw.out_hw.0;
-                let case = format!("{set:?} {ih}x{iw}x{c} s{stride}");
+                let case = format!("{set:?} {ih}x{iw}x{c} s{stride} same {same} {clamp:?}");
                 let mut f = vec![f32::NAN; oh * dw.out_hw.1 * c];
                 (k.f32_f32)(dw, &x, 0, oh, &mut f);
-                assert_eq!(f, scalar_3x3::<f32, f32>(dw, &x), "{case} f32 → f32");
+                let want = scalar_3x3::<f32, f32>(dw, &x);
+                assert_eq!(bits(&f), bits(&want), "{case} f32 → f32");
                 (k.u8_f32)(dw, &q, 0, oh, &mut f);
-                assert_eq!(f, scalar_3x3::<u8, f32>(dw, &q), "{case} u8 → f32");
+                let want = scalar_3x3::<u8, f32>(dw, &q);
+                assert_eq!(bits(&f), bits(&want), "{case} u8 → f32");
                 let mut b = vec![0u8; f.len()];
                 (k.f32_u8)(dw, &x, 0, oh, &mut b);
                 assert_eq!(b, scalar_3x3::<f32, u8>(dw, &x), "{case} f32 → u8");
