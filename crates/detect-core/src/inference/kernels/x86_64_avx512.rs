@@ -99,12 +99,38 @@ pub trait Elem: InElem {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     unsafe fn store_row<const T: usize>(p: *mut Self, valid: usize, v: [__m512; T], b: &Bounds16) {
-        for (t, v) in v.into_iter().enumerate() {
-            if valid > t * 16 {
-                Self::store(p.add(t * 16), lanes(valid - t * 16), v, b);
-            }
+        store_each(p, valid, v, b)
+    }
+}
+
+/// [`Elem::store_row`] one vector at a time.
+///
+/// Safety: AVX-512 F, BW and VL; `p` valid for `valid` values.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn store_each<E: Elem, const T: usize>(
+    p: *mut E,
+    valid: usize,
+    v: [__m512; T],
+    b: &Bounds16,
+) {
+    for (t, v) in v.into_iter().enumerate() {
+        if valid > t * 16 {
+            E::store(p.add(t * 16), lanes(valid - t * 16), v, b);
         }
     }
+}
+
+/// `round(v * inv + zero_point)` clamped to `q_lo..=q_hi` (inside 0..=255) as 32-bit integers:
+/// `min(q_hi, x)` keeps NaN (the second operand), `max(NaN, q_lo)` gives `q_lo`, as [`Bounds`]
+/// requires.
+///
+/// Safety: AVX-512 F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn quantized(v: __m512, b: &Bounds16) -> __m512i {
+    let x = _mm512_fmadd_ps(v, b.inv, b.zero_point);
+    _mm512_cvtps_epi32(_mm512_max_ps(_mm512_min_ps(b.q_hi, x), b.q_lo))
 }
 
 /// [`Bounds`] in vectors.
@@ -157,30 +183,21 @@ impl Elem for u8 {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     unsafe fn store(p: *mut u8, m: __mmask16, v: __m512, b: &Bounds16) {
-        // min(q_hi, x) keeps NaN (the second operand), max(NaN, q_lo) gives q_lo.
-        let v = _mm512_fmadd_ps(v, b.inv, b.zero_point);
-        let v = _mm512_max_ps(_mm512_min_ps(b.q_hi, v), b.q_lo);
-        _mm512_mask_cvtepi32_storeu_epi8(p as *mut i8, m, _mm512_cvtps_epi32(v))
+        _mm512_mask_cvtepi32_storeu_epi8(p as *mut i8, m, quantized(v, b))
     }
 
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     unsafe fn store_row<const T: usize>(p: *mut u8, valid: usize, v: [__m512; T], b: &Bounds16) {
         if T > 4 {
-            for (t, v) in v.into_iter().enumerate() {
-                if valid > t * 16 {
-                    Self::store(p.add(t * 16), lanes(valid - t * 16), v, b);
-                }
-            }
-            return;
+            return store_each(p, valid, v, b);
         }
         // One packed store instead of a narrowing store per vector: the packs saturate
         // 0..=255 unchanged and leave, per 128-bit lane i, the 4-value groups i of each vector
         // in turn; the permutation puts each vector's groups back together.
         let q: [__m512i; 4] = std::array::from_fn(|t| {
             if t < T {
-                let x = _mm512_fmadd_ps(v[t], b.inv, b.zero_point);
-                _mm512_cvtps_epi32(_mm512_max_ps(_mm512_min_ps(b.q_hi, x), b.q_lo))
+                quantized(v[t], b)
             } else {
                 _mm512_setzero_si512()
             }
