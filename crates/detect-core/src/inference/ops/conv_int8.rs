@@ -27,12 +27,8 @@ use crate::model::{QuantizedConv, TensorQuant};
 /// Geometry, input quantization and the packed product.
 #[derive(Debug)]
 struct Packed {
-    in_hw: (usize, usize),
-    out_hw: (usize, usize),
-    kernel_hw: (usize, usize),
-    stride: (usize, usize),
-    pad_before: (usize, usize),
-    cin: usize,
+    /// The geometry, stated once: also how rows are gathered when they are not `direct`.
+    patches: Patches,
     /// Whether rows are the quantized input itself (1x1, stride 1, cin a multiple of 4).
     direct: bool,
     /// The input tensor's quantization in the original model (rows are quantized with it).
@@ -82,20 +78,25 @@ impl ConvInt8 {
         );
         let (oh, pt) = Depthwise::geometry(spec.in_hw.0, kh, spec.stride.0, spec.same_padding);
         let (ow, pl) = Depthwise::geometry(spec.in_hw.1, kw, spec.stride.1, spec.same_padding);
+        let gemm = PackedGemm::new(spec, kernels.wide_weights);
         Ok(ConvInt8 {
             packed: Arc::new(Packed {
-                in_hw: spec.in_hw,
-                out_hw: (oh, ow),
-                kernel_hw: spec.kernel_hw,
-                stride: spec.stride,
-                pad_before: (pt, pl),
-                cin,
+                patches: Patches {
+                    in_hw: spec.in_hw,
+                    out_hw: (oh, ow),
+                    kernel_hw: spec.kernel_hw,
+                    stride: spec.stride,
+                    pad_before: (pt, pl),
+                    c: cin,
+                    k: gemm.k,
+                    pad: spec.input_zero_point as u8,
+                },
                 direct: spec.kernel_hw == (1, 1) && spec.stride == (1, 1) && cin % 4 == 0,
                 input_quant: TensorQuant {
                     scale: spec.input_scale,
                     zero_point: spec.input_zero_point,
                 },
-                gemm: PackedGemm::new(spec, kernels.wide_weights),
+                gemm,
             }),
             kernels,
             u8_input: false,
@@ -168,10 +169,11 @@ impl ConvInt8 {
 /// in place, when it is the rows already (a 1x1 convolution with stride 1) and the kernel set
 /// reads no row past the last.
 fn rows<'a>(p: &Packed, kernels: &KernelSet, input: In<'a>) -> (Cow<'a, [u8]>, usize) {
-    let (ih, iw) = p.in_hw;
-    let (oh, ow) = p.out_hw;
-    let k = p.gemm.k;
-    let image = ih * iw * p.cin;
+    let geometry = &p.patches;
+    let (ih, iw) = geometry.in_hw;
+    let (oh, ow) = geometry.out_hw;
+    let k = geometry.k;
+    let image = ih * iw * geometry.c;
     let len = match input {
         In::F32(x) => x.len(),
         In::U8(x) => x.len(),
@@ -195,16 +197,6 @@ fn rows<'a>(p: &Packed, kernels: &KernelSet, input: In<'a>) -> (Cow<'a, [u8]>, u
         }
         return (Cow::Owned(a), m);
     }
-    let geometry = Patches {
-        in_hw: p.in_hw,
-        out_hw: p.out_hw,
-        kernel_hw: p.kernel_hw,
-        stride: p.stride,
-        pad_before: p.pad_before,
-        c: p.cin,
-        k,
-        pad: p.input_quant.zero_point as u8,
-    };
     let mut rows_out = RowWriter::new(rows * k);
     let mut q = Vec::new();
     for b in 0..batch {
@@ -227,17 +219,17 @@ impl Op for ConvInt8 {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        let p = &self.packed;
+        let (p, g) = (&self.packed.patches, &self.packed.gemm);
         Ok(vec![format!(
             "{}x{} stride {:?} pad {:?}, {} -> {} channels, clamp [{}, {}], {} kernels",
             p.kernel_hw.0,
             p.kernel_hw.1,
             p.stride,
             p.pad_before,
-            p.cin,
-            p.gemm.n,
-            p.gemm.lo,
-            p.gemm.hi,
+            p.c,
+            g.n,
+            g.lo,
+            g.hi,
             self.kernels.isa
         )])
     }
@@ -247,11 +239,11 @@ impl Op for ConvInt8 {
 
 impl ConvInt8 {
     fn io(&self) -> NhwcIo {
-        let p = &self.packed;
+        let p = &self.packed.patches;
         NhwcIo {
             name: "ConvInt8",
-            in_hwc: (p.in_hw.0, p.in_hw.1, p.cin),
-            out_hwc: (p.out_hw.0, p.out_hw.1, p.gemm.n),
+            in_hwc: (p.in_hw.0, p.in_hw.1, p.c),
+            out_hwc: (p.out_hw.0, p.out_hw.1, self.packed.gemm.n),
             u8_input: self.u8_input,
             u8_output: self.u8_output,
         }
@@ -371,9 +363,9 @@ mod tests {
     }
 
     fn run(op: &ConvInt8, x: &[f32]) -> Vec<f32> {
-        let p = &*op.packed;
-        let m = x.len() / (p.in_hw.0 * p.in_hw.1 * p.cin) * p.out_hw.0 * p.out_hw.1;
-        let mut y = vec![f32::NAN; m * p.gemm.n];
+        let p = &op.packed.patches;
+        let m = x.len() / (p.in_hw.0 * p.in_hw.1 * p.c) * p.out_hw.0 * p.out_hw.1;
+        let mut y = vec![f32::NAN; m * op.packed.gemm.n];
         op.compute(x, &mut y);
         y
     }

@@ -9,6 +9,7 @@
 //! piece is written as one 16-byte move.
 
 /// The geometry of one image's patches.
+#[derive(Debug)]
 pub struct Patches {
     pub in_hw: (usize, usize),
     pub out_hw: (usize, usize),
