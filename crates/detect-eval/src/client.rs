@@ -236,6 +236,7 @@ pub fn rows_from_exchange(
                 ran: "remote".into(),
                 reason: "fixed".into(),
                 done_at_ms,
+                init_ms: v["init_ms"].as_f64().filter(|_| cold && i == 0),
             }
         })
         .collect()
@@ -356,7 +357,8 @@ mod tests {
                 {"id": "b", "status": 422, "detections": [], "timings_ms": {"inference": 0.0, "total": 1.0}}
             ],
             "summary": {"total_ms": 20.0},
-            "cold_start": true
+            "cold_start": true,
+            "init_ms": 23.5
         });
         let ex = Exchange {
             status: 200,
@@ -373,6 +375,8 @@ mod tests {
         assert_eq!((rows[0].status, rows[0].detections), (200, 2));
         assert_eq!((rows[1].status, rows[1].inference_ms), (422, 0.0));
         assert!(rows[0].cold_start && !rows[1].cold_start);
+        // The start-up goes with the cold row only.
+        assert_eq!((rows[0].init_ms, rows[1].init_ms), (Some(23.5), None));
     }
 
     #[test]

@@ -81,5 +81,6 @@ pub fn detect_row(
         ran: "local".into(),
         reason: "fixed".into(),
         done_at_ms: 0.0,
+        init_ms: None,
     }
 }

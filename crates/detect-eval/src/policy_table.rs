@@ -198,6 +198,7 @@ mod tests {
             ran: ran.into(),
             reason: "fixed".into(),
             done_at_ms: 0.0,
+            init_ms: None,
         }
     }
 

@@ -36,10 +36,15 @@ pub struct Row {
     pub reason: String,
     /// When the image's request finished, ms since the run started (gives images/s).
     pub done_at_ms: f64,
+    /// The function instance's own start-up (from its `main` to ready: model load, clients),
+    /// as it reported it, on the row of the request that met its cold start; `None` on every
+    /// other row, in-process, and in files written before the column existed.
+    #[serde(default)]
+    pub init_ms: Option<f64>,
 }
 
 /// The CSV columns, in file order: the header every results CSV starts with.
-pub const CSV_COLUMNS: [&str; 14] = [
+pub const CSV_COLUMNS: [&str; 15] = [
     "dataset",
     "location",
     "id",
@@ -54,7 +59,11 @@ pub const CSV_COLUMNS: [&str; 14] = [
     "ran",
     "reason",
     "done_at_ms",
+    "init_ms",
 ];
+
+/// Files written before `init_ms` have the columns before it and are still read.
+const CSV_COLUMNS_WITHOUT_INIT: usize = 14;
 
 /// A time as the CSV holds it: milliseconds with three decimals (a microsecond), so files
 /// stay short and diff well; JSON keeps the full value.
@@ -83,6 +92,7 @@ struct CsvRecord<'a> {
     ran: &'a str,
     reason: &'a str,
     done_at_ms: Ms,
+    init_ms: Option<Ms>,
 }
 
 impl<'a> From<&'a Row> for CsvRecord<'a> {
@@ -102,6 +112,7 @@ impl<'a> From<&'a Row> for CsvRecord<'a> {
             ran: &r.ran,
             reason: &r.reason,
             done_at_ms: Ms(r.done_at_ms),
+            init_ms: r.init_ms.map(Ms),
         }
     }
 }
@@ -135,7 +146,13 @@ pub fn write_csv(path: &Path, rows: &[Row]) -> std::io::Result<()> {
 pub fn read_csv_from<R: std::io::Read>(input: R) -> Result<Vec<Row>, String> {
     let mut r = csv::Reader::from_reader(input);
     let header = r.headers().map_err(|e| e.to_string())?;
-    if !header.iter().map(str::trim).eq(CSV_COLUMNS) {
+    let known = |n: usize| {
+        header
+            .iter()
+            .map(str::trim)
+            .eq(CSV_COLUMNS[..n].iter().copied())
+    };
+    if !(known(CSV_COLUMNS.len()) || known(CSV_COLUMNS_WITHOUT_INIT)) {
         return Err("not a results CSV (header)".into());
     }
     r.deserialize()
@@ -279,6 +296,7 @@ mod tests {
             ran: "remote".into(),
             reason: "fixed".into(),
             done_at_ms: rtt * 2.0,
+            init_ms: None,
         }
     }
 
@@ -299,11 +317,20 @@ mod tests {
 
     #[test]
     fn csv_keeps_the_file_format() {
-        let text = csv_text(&[row("a \"b\", c.jpg", 20.0)]);
+        let cold = Row {
+            init_ms: Some(22.5),
+            ..row("cold.jpg", 30.0)
+        };
+        let text = csv_text(&[row("a \"b\", c.jpg", 20.0), cold]);
         assert_eq!(
             text,
-            "dataset,location,id,bytes,upload_ms,rtt_ms,inference_ms,server_total_ms,status,detections,cold_start,ran,reason,done_at_ms\n\
-             small,\"emulated, 10 Mbit/s\",\"a \"\"b\"\", c.jpg\",1000,1.500,20.000,10.000,12.000,200,2,false,remote,fixed,40.000\n"
+            "dataset,location,id,bytes,upload_ms,rtt_ms,inference_ms,server_total_ms,status,detections,cold_start,ran,reason,done_at_ms,init_ms\n\
+             small,\"emulated, 10 Mbit/s\",\"a \"\"b\"\", c.jpg\",1000,1.500,20.000,10.000,12.000,200,2,false,remote,fixed,40.000,\n\
+             small,\"emulated, 10 Mbit/s\",cold.jpg,1000,1.500,30.000,10.000,12.000,200,2,false,remote,fixed,60.000,22.500\n"
+        );
+        assert_eq!(
+            read_csv_from(text.as_bytes()).unwrap()[1].init_ms,
+            Some(22.5)
         );
         assert_eq!(
             csv_text(&[]).lines().count(),
@@ -324,6 +351,7 @@ mod tests {
             (14000, 12.345, true)
         );
         assert!(rows[0].done_at_ms.is_nan());
+        assert_eq!(rows[0].init_ms, None, "no init_ms column before");
     }
 
     #[test]

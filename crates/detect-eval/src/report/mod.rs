@@ -848,6 +848,7 @@ pub(crate) mod tests {
                     ran: ran.into(),
                     reason: "fixed".into(),
                     done_at_ms: (i + 1) as f64 * rtt,
+                    init_ms: None,
                 });
             }
         }
