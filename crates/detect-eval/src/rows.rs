@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::{mean, percentile};
+use crate::stats::{mean, percentile, std_dev};
 
 /// What happened to one image.
 ///
@@ -220,6 +220,8 @@ pub struct Summary {
     pub mean_server_total_ms: f64,
     /// The seed's "time per image": the client's mean round trip per image.
     pub mean_total_ms: f64,
+    /// Standard deviation of the time per image (how far the mean can be trusted).
+    pub sd_ms: f64,
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
@@ -258,6 +260,7 @@ pub fn summarize(rows: &[Row]) -> Vec<Summary> {
                 mean_upload_ms: mean(ok.iter().map(|r| r.upload_ms)),
                 mean_server_total_ms: mean(ok.iter().map(|r| r.server_total_ms)),
                 mean_total_ms: mean(rtt.iter().copied()),
+                sd_ms: std_dev(&rtt),
                 p50_ms: percentile(&rtt, 50.0),
                 p90_ms: percentile(&rtt, 90.0),
                 p99_ms: percentile(&rtt, 99.0),

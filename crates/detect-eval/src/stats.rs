@@ -25,9 +25,36 @@ pub fn mean(v: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
+/// Sample standard deviation (n − 1); NaN with fewer than two values.
+pub fn std_dev(v: &[f64]) -> f64 {
+    if v.len() < 2 {
+        return f64::NAN;
+    }
+    let m = mean(v.iter().copied());
+    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+}
+
+/// Half-width of the 95 % interval of the difference of two means, each given as (standard
+/// deviation, count): Welch's standard error times 1.96 (the normal approximation, fair for the
+/// hundreds of images a run has).
+pub fn mean_difference_95(a: (f64, usize), b: (f64, usize)) -> f64 {
+    let var = |(sd, n): (f64, usize)| sd * sd / n as f64;
+    1.96 * (var(a) + var(b)).sqrt()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spread_and_the_interval_of_a_difference() {
+        // 2, 4, 4, 4, 5, 5, 7, 9: mean 5, squares 32, sample variance 32 / 7.
+        let v = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
+        assert!((std_dev(&v) - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        assert!(std_dev(&[1.0]).is_nan());
+        // sd 3 over 9 and sd 4 over 16: standard error sqrt(1 + 1).
+        assert!((mean_difference_95((3.0, 9), (4.0, 16)) - 1.96 * 2f64.sqrt()).abs() < 1e-12);
+    }
 
     #[test]
     fn percentile_interpolates_between_ranks() {

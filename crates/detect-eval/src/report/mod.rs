@@ -373,6 +373,7 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
             let f = f.as_ref()?;
             Some(conclusions::Answer {
                 fitted: f,
+                local: sums.iter().find(|s| &s.dataset == d && is_local(s))?,
                 best: fastest_offloaded(d, &sums)?,
                 links: map_links(f, &links_of(d, &sums)),
                 compute: compute_by_arch(f.remote_compute_ms, opts.remote_arch, &opts.compute_ms),
@@ -450,40 +451,12 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
         );
 
         // Question 1.
-        let ratio = best.mean_total_ms / f.local_ms;
         let _ = writeln!(md, "### {d}: is offloading worth it here?\n");
-        if ratio < 1.0 {
-            let _ = writeln!(
-                md,
-                "**Yes, for time**: offloaded to \"{}\" an image takes {} ms, {}x the {} ms it takes here.\n",
-                best.location, f2(best.mean_total_ms), f2(ratio), f2(f.local_ms)
-            );
-        } else {
-            let _ = writeln!(
-                md,
-                "**No.** Here an image takes {} ms; the fastest offloaded variant (\"{}\") takes {} ms, {}x as long, and the slowest (\"{}\") {}x.{}\n",
-                f2(f.local_ms),
-                best.location,
-                f2(best.mean_total_ms),
-                f2(ratio),
-                remotes
-                    .iter()
-                    .max_by(|a, b| a.mean_total_ms.total_cmp(&b.mean_total_ms))
-                    .map_or(String::new(), |s| s.location.clone()),
-                f2(remotes
-                    .iter()
-                    .map(|s| s.mean_total_ms)
-                    .fold(0.0, f64::max)
-                    / f.local_ms),
-                match (seed::seed_ms(d, false), seed::seed_ms(d, true)) {
-                    (Some((local, _)), Some((remote, _))) => format!(
-                        " (The seed's remote took {}x its local time on {d}.)",
-                        f2(remote / local)
-                    ),
-                    _ => String::new(),
-                }
-            );
-        }
+        let _ = writeln!(
+            md,
+            "{}",
+            conclusions::worth_it_here(d, local_sum, best, &remotes)
+        );
 
         // Question 2.
         let _ = writeln!(md, "### {d}: what would improve local and remote?\n");

@@ -118,6 +118,7 @@ mod tests {
             mean_upload_ms: if remote { 20.0 } else { 0.0 },
             mean_server_total_ms: 12.0,
             mean_total_ms: total,
+            sd_ms: f64::NAN,
             p50_ms: total,
             p90_ms: total,
             p99_ms: total,
