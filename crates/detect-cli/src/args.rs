@@ -71,6 +71,10 @@ pub struct ReportArgs {
     /// Penalty of a cold start, ms, when the rows contain none to measure.
     #[arg(long, default_value_t = 150.0)]
     pub cold_start_ms: f64,
+    /// Drift allowed between runs made one after another, % of the local time: "does
+    /// offloading pay here" answers yes or no only for a larger difference.
+    #[arg(long, default_value_t = detect_eval::report::DRIFT_PCT)]
+    pub drift_pct: f64,
     /// The architecture the remote rows ran on (default: this machine's): its time prices
     /// that Lambda architecture as measured, the other's prices are labelled estimates.
     #[arg(long, value_enum)]

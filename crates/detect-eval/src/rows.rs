@@ -36,9 +36,12 @@ pub struct Row {
     pub reason: String,
     /// When the image's request finished, ms since the run started (gives images/s).
     pub done_at_ms: f64,
-    /// The function instance's own start-up (from its `main` to ready: model load, clients),
-    /// as it reported it, on the row of the request that met its cold start; `None` on every
-    /// other row, in-process, and in files written before the column existed.
+    /// The function instance's start-up as it reported it (`init_ms`: from the start of its
+    /// set-up, after logging, to ready — model load, clients), on the row of the first
+    /// detection request the instance served; `None` on every other row, in-process, and in
+    /// files written before the column existed. Only where nothing reached the instance
+    /// before (the cold-start probes) does that row's round trip contain the start-up; after a
+    /// health check started the instance, it does not.
     #[serde(default)]
     pub init_ms: Option<f64>,
 }

@@ -1,5 +1,6 @@
-//! The statistics every measurement reports: one percentile and one mean, shared by the rows'
-//! summaries and `detect bench`.
+//! The statistics the measurements report: percentile, mean and standard deviation (the rows'
+//! summaries and `detect bench`), and the interval of a difference of two means (the report's
+//! verdicts).
 
 /// Linear-interpolated percentile of sorted values (q in 0..=100); NaN when there are none.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {

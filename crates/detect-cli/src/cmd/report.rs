@@ -44,6 +44,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, String> {
             local_per_hour: args.price_local_hour.unwrap_or(d.local_per_hour),
         },
         cold_start_ms: args.cold_start_ms,
+        drift_pct: args.drift_pct,
         remote_arch: match args.remote_arch {
             Some(ArchArg::Arm64) => Some(Arch::Arm64),
             Some(ArchArg::X86_64) => Some(Arch::X86_64),

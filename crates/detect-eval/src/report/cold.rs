@@ -24,8 +24,8 @@ pub struct Restart {
     pub location: String,
     pub first_ms: f64,
     pub warm_ms: f64,
-    /// The function's own time for the first request, and the warm mean of it: the part of
-    /// the penalty spent inside the handler (the rest is process start and model load).
+    /// The function's own time for the first request, and the warm mean of it: their
+    /// difference is the part of the penalty spent inside the handler.
     pub first_server_ms: f64,
     pub warm_server_ms: f64,
     /// The function's start-up as it reported it on the cold request (none in older rows).
@@ -67,8 +67,10 @@ pub struct ColdStarts {
     pub median_ms: f64,
     pub min_ms: f64,
     pub max_ms: f64,
-    /// Median and range of [`Restart::function_ms`] over the restarts that report it.
+    /// Median and range of [`Restart::function_ms`] and of [`Restart::outside_ms`] over the
+    /// restarts that report the start-up.
     pub function: Option<(f64, f64, f64)>,
+    pub outside: Option<(f64, f64, f64)>,
 }
 
 /// The restarts found in `rows` (probe locations with a successful cold first request and at
@@ -111,6 +113,7 @@ pub fn measure(rows: &[Row]) -> Option<ColdStarts> {
         min_ms,
         max_ms,
         function: spread(restarts.iter().filter_map(Restart::function_ms).collect()),
+        outside: spread(restarts.iter().filter_map(Restart::outside_ms).collect()),
         restarts,
     })
 }
@@ -155,18 +158,20 @@ pub fn section(c: &ColdStarts) -> String {
         f(c.min_ms),
         f(c.max_ms)
     );
-    match c.function {
-        Some((median, lo, hi)) => {
+    match (c.function, c.outside) {
+        (Some((median, lo, hi)), Some((out, out_lo, out_hi))) => {
             let _ = writeln!(
                 md,
-                "Of it, the function's own part is **{} ms** (median; range {}–{} ms): the rest, about {} ms, is outside the function: `cargo lambda watch` starts the function's process through `cargo run`, which first checks that the build is up to date. On Lambda that part is the sandbox's own start (runtime and process start), which is not emulated here.",
+                "Of it, the function's own part is **{} ms** (median; range {}–{} ms), and {} ms (median; range {}–{} ms) is outside the function: `cargo lambda watch` starts the function's process through `cargo run`, which first checks that the build is up to date. On Lambda that part is the sandbox's own start (runtime and process start), which is not emulated here.",
                 f(median),
                 f(lo),
                 f(hi),
-                f(c.median_ms - median)
+                f(out),
+                f(out_lo),
+                f(out_hi)
             );
         }
-        None => {
+        _ => {
             let _ = writeln!(
                 md,
                 "The rows do not carry the function's start-up (`init_ms`), so the penalty is not split."
@@ -234,7 +239,8 @@ mod tests {
         assert!(md.contains("**387.50 ms** here (median of 2 restarts; range 300.00–475.00 ms)"));
         assert!(md
             .contains("the function's own part is **117.50 ms** (median; range 116.00–119.00 ms)"));
-        assert!(md.contains("about 270.00 ms, is outside"));
+        assert_eq!(c.outside, Some((270.0, 184.0, 356.0)));
+        assert!(md.contains("and 270.00 ms (median; range 184.00–356.00 ms) is outside"));
     }
 
     #[test]
@@ -262,7 +268,7 @@ mod tests {
         ];
         rows[0].init_ms = None;
         let c = measure(&rows).unwrap();
-        assert_eq!((c.median_ms, c.function), (360.0, None));
+        assert_eq!((c.median_ms, c.function, c.outside), (360.0, None, None));
         let md = section(&c);
         assert!(md.contains("| 360.00 | - | 30.00 | 10.00 | - | - |"));
         assert!(md.contains("so the penalty is not split"));

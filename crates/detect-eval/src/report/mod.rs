@@ -35,7 +35,14 @@ pub struct ReportOptions {
     /// Compute per image (one vCPU, ms) measured elsewhere on an architecture, e.g. on a
     /// deployed arm64 function: used for that architecture's prices instead of an estimate.
     pub compute_ms: Vec<(Arch, f64)>,
+    /// The drift allowed between runs made one after another, % of the local time: a smaller
+    /// difference between local and offloaded is no answer (see `conclusions::Comparison`).
+    pub drift_pct: f64,
 }
+
+/// The default drift allowance: on 2026-12-06 the same binary's in-process and local-watch
+/// means moved by up to 7.7 % between two study runs an hour apart on a quiet 2-core machine.
+pub const DRIFT_PCT: f64 = 8.0;
 
 impl Default for ReportOptions {
     fn default() -> Self {
@@ -47,6 +54,7 @@ impl Default for ReportOptions {
             inputs: Vec::new(),
             remote_arch: Arch::this_build(),
             compute_ms: Vec::new(),
+            drift_pct: DRIFT_PCT,
         }
     }
 }
@@ -81,7 +89,7 @@ fn f2(v: f64) -> String {
 }
 
 /// The columns of the per dataset × location table, in order (the test parses them back).
-pub const TABLE_COLUMNS: [&str; 14] = [
+pub const TABLE_COLUMNS: [&str; 15] = [
     "dataset",
     "location",
     "images",
@@ -91,6 +99,7 @@ pub const TABLE_COLUMNS: [&str; 14] = [
     "upload ms",
     "server total ms",
     "total ms",
+    "sd ms",
     "p50 ms",
     "p90 ms",
     "p99 ms",
@@ -109,6 +118,7 @@ fn table_row(s: &Summary) -> Vec<String> {
         f2(s.mean_upload_ms),
         f2(s.mean_server_total_ms),
         f2(s.mean_total_ms),
+        f2(s.sd_ms),
         f2(s.p50_ms),
         f2(s.p90_ms),
         f2(s.p99_ms),
@@ -345,7 +355,7 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
     }
     let _ = writeln!(
         md,
-        "\nMeans over successful images. *upload* = time to the response headers minus the server's request time (the network and HTTP share of the round trip before the answer starts; 0 in-process). *server total* = the function's own decode-to-postprocess time. *images/s* = images / wall time of the run (requests in sequence unless the run used `--concurrency`).\n"
+        "\nMeans over successful images. *upload* = time to the response headers minus the server's request time (the network and HTTP share of the round trip before the answer starts; 0 in-process). *server total* = the function's own decode-to-postprocess time. *sd* = standard deviation of the time per image. *images/s* = images / wall time of the run (requests in sequence unless the run used `--concurrency`).\n"
     );
     // One pair of charts per dataset: with every dataset in one, 15 bar groups leave no room
     // for their labels and 15 curves share 8 colours.
@@ -371,10 +381,13 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
         .iter()
         .filter_map(|(d, f)| {
             let f = f.as_ref()?;
+            let local = sums.iter().find(|s| &s.dataset == d && is_local(s))?;
+            let best = fastest_offloaded(d, &sums)?;
             Some(conclusions::Answer {
                 fitted: f,
-                local: sums.iter().find(|s| &s.dataset == d && is_local(s))?,
-                best: fastest_offloaded(d, &sums)?,
+                local,
+                best,
+                comparison: conclusions::Comparison::new(local, best, &measured, opts.drift_pct),
                 links: map_links(f, &links_of(d, &sums)),
                 compute: compute_by_arch(f.remote_compute_ms, opts.remote_arch, &opts.compute_ms),
             })
@@ -452,10 +465,11 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
 
         // Question 1.
         let _ = writeln!(md, "### {d}: is offloading worth it here?\n");
+        let cmp = conclusions::Comparison::new(local_sum, best, &measured, opts.drift_pct);
         let _ = writeln!(
             md,
             "{}",
-            conclusions::worth_it_here(d, local_sum, best, &remotes)
+            conclusions::worth_it_here(d, local_sum, best, &remotes, &cmp)
         );
 
         // Question 2.
