@@ -35,12 +35,20 @@ pub fn std_dev(v: &[f64]) -> f64 {
     (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
 }
 
+/// z of a two-sided 95 % interval: the normal approximation, fair for the hundreds of images a
+/// run has.
+const Z95: f64 = 1.96;
+
+/// Half-width of the 95 % interval of the mean of `v`; NaN with fewer than two values.
+pub fn mean_95(v: &[f64]) -> f64 {
+    Z95 * std_dev(v) / (v.len() as f64).sqrt()
+}
+
 /// Half-width of the 95 % interval of the difference of two means, each given as (standard
-/// deviation, count): Welch's standard error times 1.96 (the normal approximation, fair for the
-/// hundreds of images a run has).
+/// deviation, count): Welch's standard error times z.
 pub fn mean_difference_95(a: (f64, usize), b: (f64, usize)) -> f64 {
     let var = |(sd, n): (f64, usize)| sd * sd / n as f64;
-    1.96 * (var(a) + var(b)).sqrt()
+    Z95 * (var(a) + var(b)).sqrt()
 }
 
 #[cfg(test)]
@@ -55,6 +63,9 @@ mod tests {
         assert!(std_dev(&[1.0]).is_nan());
         // sd 3 over 9 and sd 4 over 16: standard error sqrt(1 + 1).
         assert!((mean_difference_95((3.0, 9), (4.0, 16)) - 1.96 * 2f64.sqrt()).abs() < 1e-12);
+        // The eight values above: 1.96 * sqrt(32 / 7) / sqrt(8).
+        assert!((mean_95(&v) - 1.96 * (32.0f64 / 7.0 / 8.0).sqrt()).abs() < 1e-12);
+        assert!(mean_95(&[1.0]).is_nan());
     }
 
     #[test]

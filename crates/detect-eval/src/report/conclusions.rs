@@ -9,7 +9,7 @@ use super::economics::{cheapest, rented_break_even_rate};
 use super::{f2, seed, Fitted};
 use crate::model::{ArchCompute, Prices, Source};
 use crate::rows::{Row, Summary};
-use crate::stats::{mean, mean_difference_95, std_dev};
+use crate::stats::{mean, mean_95, mean_difference_95};
 
 /// How the fastest offloaded run compares with the local (in-process) one, for time.
 ///
@@ -58,9 +58,7 @@ impl Comparison {
             .filter_map(|r| here.get(r.id.as_str()).map(|l| r.rtt_ms - l))
             .collect();
         let (diff_ms, half_width_ms, paired) = if diffs.len() >= 2 {
-            let n = diffs.len();
-            let half = 1.96 * std_dev(&diffs) / (n as f64).sqrt();
-            (mean(diffs.into_iter()), half, n)
+            (mean(diffs.iter().copied()), mean_95(&diffs), diffs.len())
         } else {
             let half = mean_difference_95(
                 (local.sd_ms, local.succeeded),
@@ -183,15 +181,10 @@ pub fn section(answers: &[Answer], p: &Prices) -> String {
     md
 }
 
-/// The answer for one dataset in words: the verdict, the fastest and the slowest offloaded
-/// run against the local one, and the seed's own ratio.
-pub fn worth_it_here(
-    d: &str,
-    local: &Summary,
-    best: &Summary,
-    remotes: &[&Summary],
-    cmp: &Comparison,
-) -> String {
+/// The answer for one dataset in words: the verdict, the fastest and the slowest of its
+/// offloaded runs (`remotes`) against the local one, and the seed's own ratio.
+pub fn worth_it_here(a: &Answer, remotes: &[&Summary]) -> String {
+    let (d, local, best, cmp) = (&a.fitted.dataset, a.local, a.best, &a.comparison);
     let ratio = |s: &Summary| f2(s.mean_total_ms / local.mean_total_ms);
     let slowest = remotes
         .iter()
@@ -343,8 +336,23 @@ mod tests {
         .concat();
         let sums = summarize(&rows);
         let (local, near, far) = (&sums[0], &sums[1], &sums[2]);
-        let cmp = Comparison::new(local, near, &rows, 8.0);
-        let md = worth_it_here("small", local, near, &[near, far], &cmp);
+        let small = crate::report::tests::fitted();
+        let other = Fitted {
+            dataset: "other".into(),
+            ..small.clone()
+        };
+        let words = |f: &Fitted, best: &Summary, remotes: &[&Summary], drift_pct: f64| {
+            let a = Answer {
+                fitted: f,
+                local,
+                best,
+                comparison: Comparison::new(local, best, &rows, drift_pct),
+                links: vec![],
+                compute: vec![],
+            };
+            worth_it_here(&a, remotes)
+        };
+        let md = words(&small, near, &[near, far], 8.0);
         assert!(
             md.starts_with("**No clear difference.** Here an image takes 24.80 ms; the fastest offloaded variant (\"watch\") takes 24.30 ms, 0.98x as long, too close to call, and the slowest (\"link\") 4.00x. Offloaded − local over the 100 images both runs timed: -0.50 ms ± 0.00 ms (95 %); drift allowed between runs: 8.00 % = 1.98 ms; a difference counts when it clears both."),
             "{md}"
@@ -353,14 +361,12 @@ mod tests {
             md.contains("The seed's remote took 1.61x its local time on small."),
             "{md}"
         );
-        let cmp = Comparison::new(local, near, &rows, 0.0);
-        let md = worth_it_here("small", local, near, &[near], &cmp);
+        let md = words(&small, near, &[near], 0.0);
         assert!(
             md.starts_with("**Yes, for time.** Here an image takes 24.80 ms"),
             "{md}"
         );
-        let cmp = Comparison::new(local, far, &rows, 8.0);
-        let md = worth_it_here("other", local, far, &[far], &cmp);
+        let md = words(&other, far, &[far], 8.0);
         assert!(md.starts_with("**No.** Here an image takes 24.80 ms; the fastest offloaded variant (\"link\") takes 99.20 ms, 4.00x as long."), "{md}");
     }
 

@@ -405,15 +405,16 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
             continue;
         };
         let links = links_of(d, &sums);
-        let local_sum = sums
+        // The dataset's answer: fit found its local and offloaded runs.
+        let answer = answers
             .iter()
-            .find(|s| &s.dataset == d && is_local(s))
-            .expect("fit found it");
+            .find(|a| &a.fitted.dataset == d)
+            .expect("an answer per fitted dataset");
+        let local_sum = answer.local;
         let remotes: Vec<&Summary> = sums
             .iter()
             .filter(|s| &s.dataset == d && !is_local(s))
             .collect();
-        let best = fastest_offloaded(d, &sums).expect("fit found one");
         let _ = writeln!(md, "## {d}: the model\n");
         let _ = writeln!(
             md,
@@ -465,12 +466,7 @@ pub fn render(rows: &[Row], opts: &ReportOptions) -> (String, Vec<(String, Strin
 
         // Question 1.
         let _ = writeln!(md, "### {d}: is offloading worth it here?\n");
-        let cmp = conclusions::Comparison::new(local_sum, best, &measured, opts.drift_pct);
-        let _ = writeln!(
-            md,
-            "{}",
-            conclusions::worth_it_here(d, local_sum, best, &remotes, &cmp)
-        );
+        let _ = writeln!(md, "{}", conclusions::worth_it_here(answer, &remotes));
 
         // Question 2.
         let _ = writeln!(md, "### {d}: what would improve local and remote?\n");
