@@ -127,7 +127,7 @@ pub fn section(c: &ColdStarts) -> String {
     let _ = writeln!(md, "## Cold starts, measured\n");
     let _ = writeln!(
         md,
-        "The function was restarted {} times (a new process under a new `cargo lambda watch`, no request before the measured ones); after each restart the first request meets the cold start: the process is started, the function starts up (model load, clients) and serves its first request. Penalty = the first round trip minus the mean of the warm ones after it. *Function start-up* is the function's own figure (`init_ms`, from its `main` to ready); *the function's part* = start-up + the first request's extra time in the handler; *outside the function* = the rest of the penalty.\n",
+        "The function was restarted {} times (a new process under a new `cargo lambda watch`, no request before the measured ones); after each restart the first request meets the cold start: the process is started, the function starts up (model load, clients) and serves its first request. Penalty = the first round trip minus the mean of the warm ones after it. *Function start-up* is the function's own figure (`init_ms`, from the start of its set-up to ready); *the function's part* = start-up + the first request's extra time in the handler; *outside the function* = the rest of the penalty.\n",
         c.restarts.len()
     );
     let _ = writeln!(
